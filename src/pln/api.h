@@ -1,0 +1,96 @@
+// The engine's public face: plain C++ types only, so the R glue (src/rcpp_*.cpp)
+// can include it without pulling in LibTorch headers, which collide with R's.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pln {
+
+// A read-only view of a column-major double matrix (R's layout). data == nullptr: absent.
+struct MatrixView {
+  const double* data = nullptr;
+  int64_t nrow = 0;
+  int64_t ncol = 0;
+  bool present() const { return data != nullptr; }
+};
+
+// A column-major double matrix owned by the engine's result.
+struct Matrix {
+  std::vector<double> values;
+  int64_t nrow = 0;
+  int64_t ncol = 0;
+};
+
+struct FitInput {
+  MatrixView Y;         // n x p counts
+  MatrixView O;         // n x p log-offsets
+  MatrixView X;         // n x d covariates
+  const double* w = nullptr;  // n weights; nullptr: all ones
+  MatrixView B0, M0, S0;      // optional starting values
+};
+
+struct FitOptions {
+  std::string backend = "eager";   // eager | script | fused
+  std::string device = "cpu";      // cpu | cuda | cuda:N
+  std::string dtype = "float64";   // float64 | float32
+  std::string optimizer = "adam";  // adam | rprop
+  double lr = 0.01;
+  int64_t maxit = 1000;
+  double tol = 1e-9;               // relative change of the ELBO; <= 0: never stop early
+  std::string init = "lm";         // lm | tutorial
+  int64_t check_every = 0;         // steps between convergence checks; 0: per-device default
+  int num_threads = 0;             // 0: leave LibTorch's setting alone
+  int trace = 0;
+};
+
+struct FitResult {
+  Matrix B, M, S, Sigma, Omega;
+  std::vector<double> objective;   // ELBO at each step taken
+  std::vector<double> loglik_vec;  // per-observation J_i at the final state, unweighted
+  int64_t steps = 0;
+  std::string status;              // converged | maxit
+  double seconds = 0;              // optimisation loop only
+  double setup_seconds = 0;        // data transfer, start, compilation
+  int threads = 0;
+  std::string backend, device, dtype, optimizer;
+};
+
+// Thrown when the user interrupts a fit; the R glue turns it into an R interrupt.
+struct Interrupted : std::runtime_error {
+  Interrupted() : std::runtime_error("fit interrupted by the user") {}
+};
+
+struct Callbacks {
+  // Returns true when the fit must stop (Ctrl-C); called every few tens of milliseconds.
+  std::function<bool()> interrupted;
+  // Progress report at convergence checks when FitOptions::trace > 0: (step, ELBO).
+  std::function<void(int64_t, double)> progress;
+};
+
+FitResult fit(const FitInput& in, const FitOptions& opt, const Callbacks& cb);
+
+struct ObjectiveResult {
+  double objective = 0;
+  Matrix B, M, S;  // gradients of J
+};
+// J and its gradient at (B, M, S) with Omega held fixed; method: autograd | script | analytic.
+ObjectiveResult objective(const FitInput& in, const MatrixView& B, const MatrixView& M,
+                          const MatrixView& S, const MatrixView& Omega,
+                          const std::string& method, const std::string& dtype);
+
+struct BuildInfo {
+  std::vector<std::string> backends;
+  std::string libtorch;
+  bool cuda = false;        // built against a CUDA LibTorch and a GPU is visible
+  bool cuda_build = false;  // built against a CUDA LibTorch
+  bool cuda_kernels = false;  // the fused backend's CUDA kernels were compiled in
+  int cuda_devices = 0;
+  int threads = 0;
+};
+BuildInfo build_info();
+
+}  // namespace pln

@@ -1,0 +1,123 @@
+#include "problem.h"
+
+#include <cstring>
+#include <sstream>
+
+#include "elbo.h"
+
+namespace pln {
+
+at::Device parse_device(const std::string& device) {
+  if (device == "cpu") return at::Device(at::kCPU);
+  if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
+    if (!at::hasCUDA())
+      throw std::invalid_argument("device '" + device +
+                                  "' requested but this build of plntorch has no usable CUDA "
+                                  "device (see pln_backends())");
+    at::Device dev(device == "cuda" ? std::string("cuda:0") : device);
+    return dev;
+  }
+  throw std::invalid_argument("unknown device '" + device + "' (use 'cpu', 'cuda' or 'cuda:N')");
+}
+
+at::ScalarType parse_dtype(const std::string& dtype) {
+  if (dtype == "float64" || dtype == "double") return at::kDouble;
+  if (dtype == "float32" || dtype == "float") return at::kFloat;
+  throw std::invalid_argument("unknown dtype '" + dtype + "' (use 'float64' or 'float32')");
+}
+
+at::Tensor to_tensor(const MatrixView& m, const at::TensorOptions& opt) {
+  // from_blob never owns R's memory: copy the transposed view once, into row-major, always
+  // (the engine updates some tensors in place and must never write into R's objects).
+  auto view = at::from_blob(const_cast<double*>(m.data), {m.ncol, m.nrow},
+                            at::TensorOptions().dtype(at::kDouble));
+  return at::empty({m.nrow, m.ncol}, opt).copy_(view.t());
+}
+
+Matrix to_matrix(const at::Tensor& t) {
+  auto t2 = t.dim() == 1 ? t.unsqueeze(1) : t;
+  auto cm = t2.detach().to(at::kCPU, at::kDouble).t().contiguous();
+  Matrix out;
+  out.nrow = t2.size(0);
+  out.ncol = t2.size(1);
+  out.values.resize(static_cast<size_t>(out.nrow * out.ncol));
+  if (!out.values.empty())
+    std::memcpy(out.values.data(), cm.data_ptr<double>(), out.values.size() * sizeof(double));
+  return out;
+}
+
+namespace {
+void check_dims(const MatrixView& m, int64_t nrow, int64_t ncol, const char* name) {
+  if (m.nrow != nrow || m.ncol != ncol) {
+    std::ostringstream msg;
+    msg << name << " is " << m.nrow << " x " << m.ncol << ", expected " << nrow << " x " << ncol;
+    throw std::invalid_argument(msg.str());
+  }
+}
+}  // namespace
+
+Problem make_problem(const FitInput& in, const at::TensorOptions& opt) {
+  if (!in.Y.present() || !in.O.present() || !in.X.present())
+    throw std::invalid_argument("Y, O and X are required");
+  Problem pb;
+  pb.n = in.Y.nrow;
+  pb.p = in.Y.ncol;
+  pb.d = in.X.ncol;
+  if (pb.n < 1 || pb.p < 1) throw std::invalid_argument("Y has no rows or no columns");
+  check_dims(in.O, pb.n, pb.p, "O");
+  check_dims(in.X, pb.n, pb.d, "X");
+  pb.opt = opt;
+  pb.Y = to_tensor(in.Y, opt);
+  pb.O = to_tensor(in.O, opt);
+  pb.X = to_tensor(in.X, opt);
+  if (in.w) {
+    pb.w = at::empty({pb.n}, opt).copy_(
+        at::from_blob(const_cast<double*>(in.w), {pb.n}, at::TensorOptions().dtype(at::kDouble)));
+    auto wcpu = pb.w.to(at::kCPU, at::kDouble);
+    pb.wsum = wcpu.sum().item<double>();
+    pb.unit_weights = wcpu.eq(1).all().item<bool>();
+  } else {
+    pb.w = at::ones({pb.n}, opt);
+    pb.wsum = static_cast<double>(pb.n);
+  }
+  if (!(pb.wsum > 0)) throw std::invalid_argument("weights must sum to a positive number");
+  pb.w_col = pb.w.unsqueeze(1);
+  // A pseudo-inverse (on the host, d x d), so aliased covariates do not break least squares.
+  auto XtWX = at::mm((pb.X * pb.w_col).t(), pb.X).to(at::kCPU, at::kDouble);
+  pb.XtWX_pinv = at::linalg_pinv(XtWX).to(opt);
+  pb.logfact = log_factorial(pb.Y);
+  return pb;
+}
+
+State initial_state(const Problem& pb, const FitInput& in, const std::string& init) {
+  State st;
+  if (init == "lm") {
+    // Weighted least squares of log(1 + Y) - O on X; M the residuals; S^2 ~ 1/(1 + Y).
+    auto R = at::log1p(pb.Y) - pb.O;
+    st.B = at::mm(pb.XtWX_pinv, at::mm((pb.X * pb.w_col).t(), R));
+    st.M = R - at::mm(pb.X, st.B);
+    st.S = at::rsqrt(1 + pb.Y);
+  } else if (init == "tutorial") {
+    st.B = at::zeros({pb.d, pb.p}, pb.opt);
+    st.M = at::zeros({pb.n, pb.p}, pb.opt);
+    st.S = at::ones({pb.n, pb.p}, pb.opt);
+  } else {
+    throw std::invalid_argument("unknown init '" + init + "' (use 'lm' or 'tutorial')");
+  }
+  if (in.B0.present()) {
+    check_dims(in.B0, pb.d, pb.p, "B0");
+    st.B = to_tensor(in.B0, pb.opt);
+  }
+  if (in.M0.present()) {
+    check_dims(in.M0, pb.n, pb.p, "M0");
+    st.M = to_tensor(in.M0, pb.opt);
+  }
+  if (in.S0.present()) {
+    check_dims(in.S0, pb.n, pb.p, "S0");
+    st.S = to_tensor(in.S0, pb.opt);
+  }
+  update_covariance(pb, st);
+  return st;
+}
+
+}  // namespace pln

@@ -1,0 +1,115 @@
+// The R boundary: the only place where R's and the engine's types meet. No LibTorch header here
+// (they collide with R's); the engine is reached through pln/api.h alone.
+#include <Rcpp.h>
+
+#include "pln/api.h"
+
+namespace {
+
+pln::MatrixView view(SEXP x, const char* name) {
+  pln::MatrixView v;
+  if (Rf_isNull(x)) return v;
+  if (!Rf_isReal(x) || !Rf_isMatrix(x)) Rcpp::stop("%s must be a double matrix", name);
+  v.data = REAL(x);
+  v.nrow = Rf_nrows(x);
+  v.ncol = Rf_ncols(x);
+  return v;
+}
+
+Rcpp::NumericMatrix to_r(const pln::Matrix& m) {
+  Rcpp::NumericMatrix out(static_cast<int>(m.nrow), static_cast<int>(m.ncol));
+  std::copy(m.values.begin(), m.values.end(), out.begin());
+  return out;
+}
+
+void check_interrupt_fn(void*) { R_CheckUserInterrupt(); }
+
+// R_CheckUserInterrupt longjmps; R_ToplevelExec contains it and reports it as FALSE.
+bool r_interrupted() { return R_ToplevelExec(check_interrupt_fn, nullptr) == FALSE; }
+
+template <typename T>
+T get(const Rcpp::List& control, const char* name, T fallback) {
+  if (!control.containsElementNamed(name) || Rf_isNull(control[name])) return fallback;
+  return Rcpp::as<T>(control[name]);
+}
+
+pln::FitInput fit_input(SEXP Y, SEXP O, SEXP X, SEXP w, int64_t n) {
+  pln::FitInput in;
+  in.Y = view(Y, "Y");
+  in.O = view(O, "O");
+  in.X = view(X, "X");
+  if (!Rf_isNull(w)) {
+    if (!Rf_isReal(w) || Rf_xlength(w) != n) Rcpp::stop("w must be a double vector of length %d",
+                                                       static_cast<int>(n));
+    in.w = REAL(w);
+  }
+  return in;
+}
+
+}  // namespace
+
+// [[Rcpp::export(rng = false)]]
+Rcpp::List pln_fit_engine(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B0, SEXP M0, SEXP S0,
+                          Rcpp::List control) {
+  pln::FitInput in = fit_input(Y, O, X, w, Rf_nrows(Y));
+  in.B0 = view(B0, "B0");
+  in.M0 = view(M0, "M0");
+  in.S0 = view(S0, "S0");
+
+  pln::FitOptions opt;
+  opt.backend = get<std::string>(control, "backend", opt.backend);
+  opt.device = get<std::string>(control, "device", opt.device);
+  opt.dtype = get<std::string>(control, "dtype", opt.dtype);
+  opt.optimizer = get<std::string>(control, "optimizer", opt.optimizer);
+  opt.lr = get<double>(control, "lr", opt.lr);
+  opt.maxit = static_cast<int64_t>(get<double>(control, "maxit", static_cast<double>(opt.maxit)));
+  opt.tol = get<double>(control, "tol", opt.tol);
+  opt.init = get<std::string>(control, "init", opt.init);
+  opt.check_every = static_cast<int64_t>(get<double>(control, "check_every", 0));
+  opt.num_threads = static_cast<int>(get<double>(control, "num_threads", 0));
+  opt.trace = static_cast<int>(get<double>(control, "trace", 0));
+
+  pln::Callbacks cb;
+  cb.interrupted = r_interrupted;
+  cb.progress = [](int64_t step, double elbo) {
+    Rprintf("step %6lld  ELBO %.6f\n", static_cast<long long>(step), elbo);
+  };
+
+  pln::FitResult r;
+  try {
+    r = pln::fit(in, opt, cb);
+  } catch (const pln::Interrupted&) {
+    throw Rcpp::internal::InterruptedException();
+  }
+  return Rcpp::List::create(
+      Rcpp::Named("B") = to_r(r.B), Rcpp::Named("M") = to_r(r.M), Rcpp::Named("S") = to_r(r.S),
+      Rcpp::Named("Sigma") = to_r(r.Sigma), Rcpp::Named("Omega") = to_r(r.Omega),
+      Rcpp::Named("objective") = Rcpp::wrap(r.objective),
+      Rcpp::Named("loglik_vec") = Rcpp::wrap(r.loglik_vec),
+      Rcpp::Named("steps") = static_cast<double>(r.steps), Rcpp::Named("status") = r.status,
+      Rcpp::Named("seconds") = r.seconds, Rcpp::Named("setup_seconds") = r.setup_seconds,
+      Rcpp::Named("backend") = r.backend, Rcpp::Named("device") = r.device,
+      Rcpp::Named("dtype") = r.dtype, Rcpp::Named("optimizer") = r.optimizer,
+      Rcpp::Named("threads") = r.threads);
+}
+
+// [[Rcpp::export(rng = false)]]
+Rcpp::List pln_objective_engine(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B, SEXP M, SEXP S,
+                                SEXP Omega, std::string method, std::string dtype) {
+  pln::FitInput in = fit_input(Y, O, X, w, Rf_nrows(Y));
+  auto r = pln::objective(in, view(B, "B"), view(M, "M"), view(S, "S"), view(Omega, "Omega"),
+                          method, dtype);
+  return Rcpp::List::create(Rcpp::Named("objective") = r.objective,
+                            Rcpp::Named("B") = to_r(r.B), Rcpp::Named("M") = to_r(r.M),
+                            Rcpp::Named("S") = to_r(r.S));
+}
+
+// [[Rcpp::export(rng = false)]]
+Rcpp::List pln_backends_engine() {
+  auto b = pln::build_info();
+  return Rcpp::List::create(
+      Rcpp::Named("backends") = b.backends, Rcpp::Named("libtorch") = b.libtorch,
+      Rcpp::Named("cuda") = b.cuda, Rcpp::Named("cuda_build") = b.cuda_build,
+      Rcpp::Named("cuda_kernels") = b.cuda_kernels, Rcpp::Named("cuda_devices") = b.cuda_devices,
+      Rcpp::Named("threads") = b.threads);
+}
