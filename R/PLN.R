@@ -1,0 +1,136 @@
+#' Fit a Poisson log-normal model
+#'
+#' Fits the PLN model with full covariance by maximising its variational lower
+#' bound (ELBO) with the LibTorch engine. The interface, the fit object and the
+#' reported log-likelihood follow 'PLNmodels', so that results compare and code
+#' ports by changing `library()`.
+#'
+#' @param formula a formula `Y ~ covariates`, where `Y` is a count matrix
+#'   (samples in rows, species in columns), usually a matrix column of `data`.
+#'   Offsets, on the log scale, are given by `offset()` terms (summed when there
+#'   are several; a matrix such as `offset(log(Offset))` or a vector, one value
+#'   per sample). Covariates enter through [model.matrix()]: factors and
+#'   interactions work as in [lm()].
+#' @param data a data frame holding the variables of `formula` (as [oaks]).
+#' @param subset an optional vector selecting the samples (rows) to fit.
+#' @param weights an optional vector of positive observation weights (default
+#'   1 for every sample): each sample's contribution to the ELBO is weighted.
+#' @param control the engine and optimiser settings, see [PLN_param()].
+#'
+#' @details Missing values are not dropped: an `NA` in the counts, offsets,
+#'   covariates or weights is an error. The fit reports PLNmodels'
+#'   variational log-likelihood `loglik = sum(w * loglik_vec)`,
+#'   `BIC = loglik - log(n) nb_param / 2` and `ICL = BIC - entropy`, with
+#'   `nb_param = p d + p (p + 1) / 2`.
+#'
+#' @return An object of class `"PLNfit_torch"`, a list with
+#' * `n`, `p`, `d`: samples, species, covariate columns;
+#' * `model_par`: list of `B` (d x p coefficients), `Sigma` and `Omega =
+#'   solve(Sigma)` (p x p);
+#' * `var_par`: list of `M` and `S2` (n x p variational means and variances),
+#'   and `S = sqrt(S2)`;
+#' * `latent` (Z = O + X B + M), `latent_pos` (X B + M) and `fitted`
+#'   (exp(Z + S2 / 2)), n x p;
+#' * `loglik`, `loglik_vec` (per sample, unweighted), `nb_param`, `BIC`, `ICL`,
+#'   `entropy` and `criteria` (a one-row data frame of these);
+#' * `optim_par`: `steps`, `objective` (the ELBO at each step), `status`
+#'   (`"converged"` or `"maxit"`), `backend`, `device`, `dtype`,
+#'   `optimizer`, `lr`, `seconds` (optimisation wall time), `threads`;
+#' * `call`, `formula`, `terms`, `xlevels`, `contrasts`, `weights`.
+#'
+#' Row and column names come from the data: samples, species (columns of the
+#' response) and covariates (columns of the model matrix).
+#'
+#' @seealso [PLN_param()], [coef.PLNfit_torch()], [predict.PLNfit_torch()],
+#'   [PLNtorch] for the tutorial's object style.
+#' @export
+#' @examples
+#' fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks,
+#'            control = PLN_param(maxit = 500))
+#' fit
+#' fit$loglik
+#' coef(fit)[, 1:5]
+#'
+#' ## factors, subset and weights as in lm()
+#' fit_tree <- PLN(Abundance ~ tree + offset(log(Offset)), data = oaks,
+#'                 subset = orientation == "SW", control = PLN_param(maxit = 300))
+#' rownames(coef(fit_tree))
+PLN <- function(formula, data, subset, weights, control = PLN_param()) {
+  call <- match.call()
+  if (missing(formula)) stop_arg("`formula` is missing.")
+  if (!inherits(formula, "formula") || length(formula) != 3L)
+    stop_arg("`formula` must be a two-sided formula such as ",
+             "Abundance ~ 1 + offset(log(Offset)); got ", describe_value(formula), ".")
+  control <- as_pln_param(control)
+
+  ## The model frame is built by stats::model.frame() in the caller's frame, as lm()
+  ## does, so `subset` and `weights` are evaluated within `data`.
+  mf <- call[c(1L, match(c("formula", "data", "subset", "weights"), names(call), 0L))]
+  mf[[1L]] <- quote(stats::model.frame)
+  mf$formula <- formula
+  mf$drop.unused.levels <- TRUE
+  mf$na.action <- quote(stats::na.pass) # NA is reported by check_pln_data(), not dropped
+  frame <- eval(mf, parent.frame())
+  terms <- attr(frame, "terms")
+
+  response <- deparse1(formula[[2L]])
+  Y <- stats::model.response(frame)
+  if (is.null(dim(Y))) {
+    Y <- matrix(Y, ncol = 1L, dimnames = list(rownames(frame), response))
+  } else {
+    Y <- unclass(Y)
+    if (is.null(rownames(Y))) rownames(Y) <- rownames(frame)
+  }
+  X <- stats::model.matrix(terms, frame)
+  dat <- check_pln_data(
+    Y = Y, O = stats::model.offset(frame), X = X, w = stats::model.weights(frame),
+    labels = c(Y = sprintf("the response `%s`", response), O = "the offset",
+               X = "the model matrix of `formula`", w = "`weights`"))
+
+  fit_engine <- fit_pln_engine(dat, control)
+  new_PLNfit_torch(fit_engine, dat,
+                   call = call, formula = formula,
+                   terms = terms,
+                   xlevels = stats::.getXlevels(terms, frame),
+                   contrasts = attr(X, "contrasts"),
+                   weights = stats::model.weights(frame))
+}
+
+## Checked data + checked control -> named engine result.
+fit_pln_engine <- function(dat, control) {
+  ctrl <- resolve_control(control)
+  start <- if (is.list(control$init))
+    check_start(control$init, nrow(dat$Y), ncol(dat$Y), ncol(dat$X)) else list()
+  res <- engine_fit(dat, ctrl, start)
+  res$lr <- ctrl$lr
+  name_engine_result(res, dat$names)
+}
+
+## Builds the fit object from a named engine result (see PLN()'s Value).
+new_PLNfit_torch <- function(res, dat, ...) {
+  n <- nrow(dat$Y); p <- ncol(dat$Y); d <- ncol(dat$X)
+  B <- res$B; M <- res$M; S2 <- res$S^2
+  latent_pos <- dat$X %*% B + M
+  dimnames(latent_pos) <- dimnames(M)
+  latent <- dat$O + latent_pos
+  fitted <- exp(latent + S2 / 2)
+  loglik <- sum(dat$w * res$loglik_vec)
+  nb_param <- p * d + p * (p + 1) / 2
+  BIC <- loglik - 0.5 * log(n) * nb_param
+  entropy <- 0.5 * sum(log(2 * pi * exp(1) * S2))
+  ICL <- BIC - entropy
+  structure(list(
+    n = n, p = p, d = d,
+    model_par = list(B = B, Sigma = res$Sigma, Omega = res$Omega),
+    var_par = list(M = M, S2 = S2, S = abs(res$S)), # J depends on S^2 only
+    latent = latent, latent_pos = latent_pos, fitted = fitted,
+    loglik = loglik, loglik_vec = res$loglik_vec, nb_param = nb_param,
+    BIC = BIC, ICL = ICL, entropy = entropy,
+    criteria = data.frame(nb_param = nb_param, loglik = loglik, BIC = BIC, ICL = ICL),
+    optim_par = list(steps = res$steps, objective = res$objective, status = res$status,
+                     backend = res$backend, device = res$device, dtype = res$dtype,
+                     optimizer = res$optimizer, lr = res$lr, seconds = res$seconds,
+                     threads = res$threads),
+    ...
+  ), class = "PLNfit_torch")
+}

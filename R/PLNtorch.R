@@ -1,0 +1,163 @@
+#' PLN model in the style of the torch-for-R tutorial
+#'
+#' An R6 object holding the data and the current parameters of a PLN model,
+#' fitted in place by the C++ engine: the object style of the torch-for-R PLN
+#' tutorial, with the correct ELBO and the engine's speed.
+#'
+#' Each call to `$fit()` continues from the current `B`, `M` and `S` (which may
+#' be changed by hand between fits); the first starts from the tutorial's point
+#' B = 0, M = 0, S = 1 (Sigma = Omega = I). After every optimisation step Sigma
+#' and Omega take their closed form `(M'M + diag(colSums(S^2))) / n`. Unlike the
+#' tutorial, the ELBO keeps its trace term
+#' `-tr(Omega (M'M + diag(colSums(S^2)))) / 2`.
+#'
+#' @section Usage:
+#' ```
+#' m <- PLNtorch$new(Y, O = NULL, X = NULL, w = NULL, backend = "eager",
+#'                   device = "cpu", dtype = NULL)
+#' m$fit(N_iter, lr = NULL, tol = 1e-9, optimizer = "rprop", verbose = FALSE)
+#' m$get_ELBO()
+#' m$plotLogNegElbo(from = 1)
+#' ```
+#'
+#' @section Arguments:
+#' * `Y`: count matrix, n x p.
+#' * `O`: log-offsets: an n x p matrix, a vector of length n (one per
+#'   sample), or `NULL` (zero).
+#' * `X`: covariates, n x d; `NULL` is an intercept only.
+#' * `w`: observation weights, length n; `NULL` is all 1.
+#' * `backend`: `"eager"` (default), `"script"` or `"fused"` (see
+#'   [PLN_param()] and [pln_backends()]).
+#' * `device`: `"cpu"` (default), `"cuda"` or `"cuda:N"`.
+#' * `dtype`: `"float64"` or `"float32"`; `NULL` takes float64 on CPU and
+#'   float32 on CUDA.
+#' * `N_iter`: maximum number of optimisation steps of this fit.
+#' * `lr`: learning rate; `NULL` takes the optimiser's default of [PLN_param()].
+#' * `tol`: stop when the relative change of the ELBO falls below `tol`; 0 runs
+#'   `N_iter` steps.
+#' * `optimizer`: `"rprop"` (default) or `"adam"`.
+#' * `verbose`: print the engine's progress and a summary line.
+#' * `from`: first step to plot.
+#'
+#' @section Methods:
+#' * `$new()`: checks and stores the data, sets the tutorial's start.
+#' * `$fit()`: runs the optimiser from the current `B`, `M`, `S`; updates them,
+#'   `Sigma`, `Omega`, `loglik`, and appends the steps' ELBO to `ELBO_list`.
+#'   Returns the object, invisibly.
+#' * `$get_ELBO()`: the ELBO at the current `B`, `M`, `S` and `Omega` (Omega
+#'   not re-estimated), computed by the engine.
+#' * `$plotLogNegElbo()`: plots `log(-ELBO)` against the step, over all fits.
+#' * `$print()`: a short summary.
+#'
+#' @section Fields:
+#' * `Y`, `O`, `X`, `w`: the data as checked by `$new()` (n x p, n x p, n x d,
+#'   length n); changing them afterwards has no effect on fits.
+#' * `n`, `p`, `d`: numbers of samples, species and covariate columns.
+#' * `backend`, `device`, `dtype`: the engine settings.
+#' * `B` (d x p), `M`, `S` (n x p): coefficients, variational means and
+#'   standard deviations (the ELBO depends on `S^2` only, so `S` may be
+#'   negative).
+#' * `Sigma`, `Omega`: latent covariance and its inverse, p x p.
+#' * `ELBO_list`: the ELBO after each step, over all fits so far.
+#' * `loglik`, `loglik_vec`: PLNmodels' variational log-likelihood after the
+#'   last fit (`NA` before any) and its per-sample terms (unweighted).
+#' * `last_fit`: `steps`, `status`, `seconds`, `optimizer`, `lr`, `threads`
+#'   of the last fit.
+#'
+#' @format An [R6::R6Class] generator.
+#' @seealso [PLN()] for the formula interface and the PLNmodels-style fit.
+#' @export
+#' @examples
+#' m <- PLNtorch$new(Y = oaks$Abundance, O = log(oaks$Offset),
+#'                   X = matrix(1, nrow(oaks), 1), backend = "eager", device = "cpu")
+#' m$fit(N_iter = 200, lr = 0.05, tol = 1e-9)
+#' m$fit(N_iter = 100, lr = 0.05)   # continues from where the first fit stopped
+#' length(m$ELBO_list)
+#' m$loglik
+#' m$B[, 1:5]
+#' m$get_ELBO()
+#' m$plotLogNegElbo()
+PLNtorch <- R6::R6Class("PLNtorch",
+  public = list(
+    Y = NULL, O = NULL, X = NULL, w = NULL,
+    n = NULL, p = NULL, d = NULL,
+    backend = NULL, device = NULL, dtype = NULL,
+    B = NULL, M = NULL, S = NULL, Sigma = NULL, Omega = NULL,
+    ELBO_list = numeric(0),
+    loglik = NA_real_,
+    loglik_vec = NULL,
+    last_fit = NULL,
+
+    initialize = function(Y, O = NULL, X = NULL, w = NULL, backend = "eager",
+                          device = "cpu", dtype = NULL) {
+      self$backend <- check_choice(backend, "backend", .pln_choices$backend)
+      self$device <- check_device(device)
+      dtype <- check_choice(dtype, "dtype", .pln_choices$dtype, null_ok = TRUE)
+      if (is.null(dtype))
+        dtype <- .pln_defaults$dtype[[if (startsWith(device, "cuda")) "cuda" else "cpu"]]
+      self$dtype <- dtype
+      if (missing(Y)) stop_arg("`Y` is missing.")
+      dat <- check_pln_data(Y, O, X, w)
+      private$dat <- dat
+      nms <- dat$names
+      self$n <- nrow(dat$Y); self$p <- ncol(dat$Y); self$d <- ncol(dat$X)
+      self$Y <- dat$Y; self$O <- dat$O; self$X <- dat$X; self$w <- dat$w
+      dimnames(self$Y) <- dimnames(self$O) <- list(nms$samples, nms$species)
+      dimnames(self$X) <- list(nms$samples, nms$covariates)
+      self$B <- matrix(0, self$d, self$p, dimnames = list(nms$covariates, nms$species))
+      self$M <- matrix(0, self$n, self$p, dimnames = list(nms$samples, nms$species))
+      self$S <- matrix(1, self$n, self$p, dimnames = list(nms$samples, nms$species))
+      self$Sigma <- self$Omega <- diag(1, self$p)
+      dimnames(self$Sigma) <- dimnames(self$Omega) <- list(nms$species, nms$species)
+      invisible(self)
+    },
+
+    fit = function(N_iter, lr = NULL, tol = 1e-9, optimizer = "rprop", verbose = FALSE) {
+      if (missing(N_iter)) stop_arg("`N_iter` is missing.")
+      if (!is.logical(verbose) || length(verbose) != 1L || is.na(verbose))
+        stop_arg("`verbose` must be TRUE or FALSE.")
+      ctrl <- PLN_param(backend = self$backend, device = self$device, dtype = self$dtype,
+                        optimizer = optimizer, lr = lr,
+                        maxit = check_count(N_iter, "N_iter", lower = 1L), tol = tol,
+                        init = list(B = self$B, M = self$M, S = self$S),
+                        trace = verbose)
+      res <- fit_pln_engine(private$dat, ctrl)
+      self$B <- res$B; self$M <- res$M; self$S <- res$S
+      self$Sigma <- res$Sigma; self$Omega <- res$Omega
+      self$ELBO_list <- c(self$ELBO_list, res$objective)
+      self$loglik_vec <- res$loglik_vec
+      self$loglik <- sum(private$dat$w * res$loglik_vec)
+      self$last_fit <- list(steps = res$steps, status = res$status, seconds = res$seconds,
+                            optimizer = res$optimizer, lr = res$lr, threads = res$threads)
+      if (verbose)
+        message(sprintf("%d steps (%s) in %.3f s; ELBO %.6g, loglik %.6g",
+                        res$steps, res$status, res$seconds,
+                        res$objective[length(res$objective)], self$loglik))
+      invisible(self)
+    },
+
+    get_ELBO = function() {
+      method <- switch(self$backend, eager = "autograd", script = "script", fused = "analytic")
+      engine_objective(private$dat, self$B, self$M, self$S, self$Omega,
+                       method = method, dtype = self$dtype)$objective
+    },
+
+    plotLogNegElbo = function(from = 1) {
+      plot_log_neg_elbo(self$ELBO_list, from = check_count(from, "from", lower = 1L),
+                        main = sprintf("PLNtorch: %s backend", self$backend))
+      invisible(self)
+    },
+
+    print = function(...) {
+      cat(sprintf("PLNtorch model: %d samples, %d species, %d covariate column(s)\n",
+                  self$n, self$p, self$d))
+      cat(sprintf("  engine: backend %s, device %s, %s\n", self$backend, self$device, self$dtype))
+      if (length(self$ELBO_list))
+        cat(sprintf("  %d steps so far; ELBO %.8g; loglik %.8g\n", length(self$ELBO_list),
+                    self$ELBO_list[length(self$ELBO_list)], self$loglik))
+      else cat("  not fitted yet: call $fit(N_iter, lr)\n")
+      invisible(self)
+    }
+  ),
+  private = list(dat = NULL)
+)

@@ -1,0 +1,4 @@
+library(testthat)
+library(plntorch)
+
+test_check("plntorch")

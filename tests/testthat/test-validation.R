@@ -1,0 +1,77 @@
+test_that("check_pln_data() shapes offsets, covariates and weights", {
+  Y <- matrix(c(0, 1, 2, 3, 4, 5), 3, 2, dimnames = list(c("a", "b", "c"), c("u", "v")))
+  d <- check_pln_data(Y)
+  expect_identical(d$O, matrix(0, 3, 2))
+  expect_identical(d$X, matrix(1, 3, 1))
+  expect_identical(d$w, c(1, 1, 1))
+  expect_identical(d$names, list(samples = c("a", "b", "c"), species = c("u", "v"),
+                                 covariates = "(Intercept)"))
+  expect_null(attributes(d$Y)$dimnames)
+  d <- check_pln_data(Y, O = 1:3)
+  expect_identical(d$O, matrix(as.double(1:3), 3, 2))
+  expect_identical(check_pln_data(Y, O = 2)$O, matrix(2, 3, 2))
+  expect_identical(check_pln_data(as.data.frame(Y))$Y, check_pln_data(Y)$Y)
+  storage.mode(Y) <- "integer"
+  expect_type(check_pln_data(Y)$Y, "double")
+})
+
+test_that("bad data is refused with the argument named", {
+  Y <- matrix(c(0, 1, 2, 3, 4, 5), 3, 2)
+  expect_error(check_pln_data(NULL), "`Y` is missing")
+  expect_error(check_pln_data(replace(Y, 1, NA)), "`Y` contains missing values")
+  expect_error(check_pln_data(replace(Y, 1, Inf)), "`Y` contains infinite")
+  expect_error(check_pln_data(replace(Y, 1, -1)), "`Y` must hold counts.*negative")
+  expect_error(check_pln_data(replace(Y, 1, 0.5)), "`Y` must hold counts.*non-integer")
+  expect_error(check_pln_data(Y > 1), "`Y` must be a numeric matrix")
+  expect_error(check_pln_data(matrix("1", 3, 2)), "`Y` must be a numeric matrix")
+  expect_error(check_pln_data(0 * Y), "only zeros")
+  expect_warning(check_pln_data(cbind(Y, 0)), "only zeros")
+  expect_error(check_pln_data(Y, O = matrix(0, 2, 2)), "`O` must be an n x p matrix")
+  expect_error(check_pln_data(Y, O = log(c(1, 0, 1))), "`O` contains infinite")
+  expect_error(check_pln_data(Y, O = c(1, NA, 1)), "`O` contains missing")
+  expect_error(check_pln_data(Y, X = matrix(1, 2, 1)), "`X` must have n = 3 rows")
+  expect_error(check_pln_data(Y, X = matrix(0, 3, 0)), "`X` has no column")
+  expect_error(check_pln_data(Y, X = cbind(1, c(1, NA, 2))), "`X` contains missing")
+  expect_error(check_pln_data(Y, X = cbind(1, 2 * c(1, 1, 1))), "`X` has rank 1 < 2")
+  expect_error(check_pln_data(Y, w = c(1, 1)), "`w` must have length n = 3")
+  expect_error(check_pln_data(Y, w = c(1, 0, 1)), "`w` must be positive")
+  expect_error(check_pln_data(Y, w = c(1, NA, 1)), "`w` contains missing")
+  expect_error(check_pln_data(Y, w = c("a", "b", "c")), "`w` must be a numeric vector")
+})
+
+test_that("PLN() reports bad data in the user's terms", {
+  df <- small_data()
+  bad <- df; bad$Y[2, 3] <- NA
+  expect_error(PLN(Y ~ 1, data = bad), "response `Y` contains missing values")
+  bad <- df; bad$Y[2, 3] <- -2
+  expect_error(PLN(Y ~ 1, data = bad), "response `Y` must hold counts")
+  bad <- df; bad$depth[3] <- 0
+  expect_error(PLN(Y ~ 1 + offset(log(depth)), data = bad), "offset contains infinite")
+  bad <- df; bad$x[4] <- NA
+  expect_error(PLN(Y ~ x, data = bad), "model matrix of `formula` contains missing")
+  expect_error(PLN(Y ~ x + I(2 * x), data = df), "collinear")
+  expect_error(PLN(Y ~ 1, data = df, weights = rep(-1, 30)), "`weights` must be positive")
+  expect_error(PLN(Y ~ 0, data = df), "no column")
+  expect_error(PLN(~ x, data = df), "`formula` must be a two-sided formula")
+  expect_error(PLN(data = df), "`formula` is missing")
+  expect_error(PLN(Y ~ 1, data = df, control = PLN_param(init = list(B = matrix(0, 2, 4)))),
+               "`init\\$B` must be 1 x 4")
+  expect_error(PLN(Y ~ 1, data = df, control = list(lr = -1)), "`lr`")
+})
+
+test_that("PLNtorch$new() and $fit() check their arguments", {
+  df <- small_data()
+  expect_error(PLNtorch$new(Y = df$Y, backend = "numpy"), "`backend`")
+  expect_error(PLNtorch$new(Y = df$Y, device = "gpu"), "`device`")
+  expect_error(PLNtorch$new(Y = df$Y, dtype = "half"), "`dtype`")
+  expect_error(PLNtorch$new(Y = df$Y, O = matrix(0, 29, 4)), "`O` must be an n x p matrix")
+  expect_error(PLNtorch$new(Y = df$Y, w = rep(0, 30)), "`w` must be positive")
+  expect_error(PLNtorch$new(), "`Y` is missing")
+  m <- PLNtorch$new(Y = df$Y)
+  expect_error(m$fit(), "`N_iter` is missing")
+  expect_error(m$fit(N_iter = 0), "`N_iter`")
+  expect_error(m$fit(N_iter = 10, lr = -1), "`lr`")
+  expect_error(m$fit(N_iter = 10, tol = -1), "`tol`")
+  expect_error(m$fit(N_iter = 10, optimizer = "lbfgs"), "`optimizer`")
+  expect_error(m$fit(N_iter = 10, verbose = "no"), "`verbose`")
+})
