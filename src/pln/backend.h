@@ -20,6 +20,11 @@ class Backend {
   virtual void prepare(State& st) { (void)st; }
   // Returns J before the step as a 0-dim tensor on the fit's device.
   virtual at::Tensor step(State& st) = 0;
+  // Runs `count` steps, writing J of step t0 + s into trace[t0 + s], with no host sync. A backend
+  // may replace this (the fused CUDA backend replays a captured CUDA graph).
+  virtual void run(State& st, at::Tensor& trace, int64_t t0, int64_t count) {
+    for (int64_t s = 0; s < count; ++s) trace[t0 + s].copy_(step(st));
+  }
 };
 
 // Backends that differentiate J with autograd and share the optimiser and the covariance step;

@@ -7,6 +7,7 @@
 #include <torch/csrc/api/include/torch/version.h>
 
 #include <chrono>
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -93,9 +94,9 @@ FitResult fit_impl(const FitInput& in, const FitOptions& opt, const Callbacks& c
   res.status = "maxit";
   int64_t t = 0;
   while (t < opt.maxit) {
-    trace[t].copy_(backend->step(st));
-    ++t;
-    if (t % k != 0 && t != opt.maxit) continue;
+    const int64_t count = std::min(k, opt.maxit - t);
+    backend->run(st, trace, t, count);
+    t += count;
     // Fetch the steps run since the last check (one device-to-host copy) and inspect them.
     auto chunk = trace.slice(0, static_cast<int64_t>(obj.size()), t).to(at::kCPU);
     const double* v = chunk.data_ptr<double>();
