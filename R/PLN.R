@@ -35,7 +35,8 @@
 #'   `entropy` and `criteria` (a one-row data frame of these);
 #' * `optim_par`: `steps`, `objective` (the ELBO at each step), `status`
 #'   (`"converged"` or `"maxit"`), `backend`, `device`, `dtype`,
-#'   `optimizer`, `lr`, `seconds` (optimisation wall time), `threads`;
+#'   `optimizer`, `lr`, `seconds` (wall time of the optimisation loop),
+#'   `setup_seconds` (data transfer, start, compilation), `threads`;
 #' * `call`, `formula`, `terms`, `xlevels`, `contrasts`, `weights`.
 #'
 #' Row and column names come from the data: samples, species (columns of the
@@ -130,7 +131,7 @@ new_PLNfit_torch <- function(res, dat, ...) {
     optim_par = list(steps = res$steps, objective = res$objective, status = res$status,
                      backend = res$backend, device = res$device, dtype = res$dtype,
                      optimizer = res$optimizer, lr = res$lr, seconds = res$seconds,
-                     threads = res$threads),
+                     setup_seconds = res$setup_seconds, threads = res$threads),
     ...
   ), class = "PLNfit_torch")
 }

@@ -18,6 +18,7 @@
 #' standard errors for B to offer (its Fisher information ignores the
 #' uncertainty of the latent layer and understates the variance).
 #' @name PLNfit_torch-methods
+#' @importFrom stats coef fitted logLik nobs predict sigma
 #' @examples
 #' fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks,
 #'            control = PLN_param(maxit = 300))
@@ -53,7 +54,6 @@ print.PLNfit_torch <- function(x, ...) {
 coef.PLNfit_torch <- function(object, ...) object$model_par$B
 
 #' @rdname PLNfit_torch-methods
-#' @importFrom stats sigma
 #' @export
 sigma.PLNfit_torch <- function(object, ...) object$model_par$Sigma
 
@@ -123,6 +123,7 @@ predict.PLNfit_torch <- function(object, newdata, type = c("link", "response"), 
 #' @param x a fit returned by [PLN()].
 #' @param ... further arguments passed to [graphics::plot()].
 #' @return `x`, invisibly.
+#' @importFrom graphics plot
 #' @export
 #' @examples
 #' fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks,

@@ -9,6 +9,8 @@
 #' * `devices`: `"cpu"` and, when LibTorch has CUDA, `"cuda:0"`, `"cuda:1"`, ...;
 #' * `libtorch`: LibTorch version;
 #' * `cuda`: whether LibTorch was built with CUDA and sees a GPU;
+#' * `cuda_build`: whether LibTorch was built with CUDA;
+#' * `cuda_kernels`: whether the fused backend's CUDA kernels were compiled in;
 #' * `cuda_devices`: number of CUDA devices;
 #' * `threads`: LibTorch's number of CPU threads;
 #' * `default_backend`: the backend [PLN_param()] picks when `backend = NULL`.
@@ -26,6 +28,8 @@ pln_backends <- function() {
     devices = c("cpu", if (isTRUE(info$cuda) && n_gpu > 0L) paste0("cuda:", seq_len(n_gpu) - 1L)),
     libtorch = as.character(info$libtorch),
     cuda = isTRUE(info$cuda),
+    cuda_build = isTRUE(info$cuda_build),
+    cuda_kernels = isTRUE(info$cuda_kernels),
     cuda_devices = n_gpu,
     threads = as.integer(info$threads),
     default_backend = intersect(.pln_defaults$backend_preference, info$backends)[1L]
@@ -35,7 +39,9 @@ pln_backends <- function() {
 #' @export
 print.pln_backends <- function(x, ...) {
   cat("plntorch engine\n")
-  cat("  LibTorch:", x$libtorch, if (x$cuda) "(CUDA)" else "(CPU only)", "\n")
+  cat("  LibTorch:", x$libtorch,
+      if (x$cuda) "(CUDA)" else if (x$cuda_build) "(CUDA build, no GPU visible)" else "(CPU only)",
+      "\n")
   cat("  backends:", paste(x$backends, collapse = ", "),
       sprintf("(default: %s)", x$default_backend), "\n")
   cat("  devices: ", paste(x$devices, collapse = ", "), "\n")

@@ -26,7 +26,7 @@ test_that("the fit object has PLNmodels' names, shapes and dimnames", {
 
   op <- fit$optim_par
   expect_identical(names(op), c("steps", "objective", "status", "backend", "device", "dtype",
-                                "optimizer", "lr", "seconds", "threads"))
+                                "optimizer", "lr", "seconds", "setup_seconds", "threads"))
   expect_identical(op$steps, 50L)
   expect_length(op$objective, 50L)
   expect_identical(op$status, "maxit")
