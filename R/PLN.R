@@ -46,6 +46,7 @@
 #'   [PLNtorch] for the tutorial's object style.
 #' @export
 #' @examples
+#' ## maxit keeps the example short; the default control runs to convergence
 #' fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks,
 #'            control = PLN_param(maxit = 500))
 #' fit
