@@ -35,7 +35,7 @@
 #' * `lr`: learning rate; `NULL` takes the optimiser's default of [PLN_param()].
 #' * `tol`: stop when the relative change of the ELBO falls below `tol`; 0 runs
 #'   `N_iter` steps.
-#' * `optimizer`: `"rprop"` (default) or `"adam"`.
+#' * `optimizer`: `"rprop"` (default, as in the tutorial), `"adam"` or `"newton"` (see [PLN_param()]).
 #' * `verbose`: print the engine's progress and a summary line.
 #' * `from`: first step to plot.
 #'

@@ -31,7 +31,7 @@ test_that("the fit object has PLNmodels' names, shapes and dimnames", {
   expect_length(op$objective, 50L)
   expect_identical(op$status, "maxit")
   expect_identical(c(op$backend, op$device, op$dtype, op$optimizer),
-                   c("eager", "cpu", "float64", "rprop"))
+                   c("eager", "cpu", "float64", "newton"))
   expect_true(op$seconds >= 0)
 })
 

@@ -4,6 +4,7 @@ test_that("PLN_param() holds checked values and leaves build-dependent ones to r
   expect_null(ctrl$backend)
   expect_null(ctrl$dtype)
   expect_null(ctrl$lr)
+  expect_null(ctrl$tol)
   expect_identical(ctrl$maxit, 10000L)
   expect_output(print(ctrl), "PLN control parameters")
 
@@ -11,7 +12,11 @@ test_that("PLN_param() holds checked values and leaves build-dependent ones to r
   r <- resolve_control(PLN_param(), info)
   expect_identical(r$backend, "script")
   expect_identical(r$dtype, "float64")
-  expect_identical(r$lr, .pln_defaults$lr[["rprop"]])
+  expect_identical(r$optimizer, "newton")
+  expect_identical(r$lr, .pln_defaults$lr[["newton"]])
+  expect_identical(r$tol, .pln_defaults$tol[["newton"]])
+  expect_identical(resolve_control(PLN_param(optimizer = "rprop"), info)$tol,
+                   .pln_defaults$tol[["rprop"]])
   expect_identical(resolve_control(PLN_param(optimizer = "adam"), info)$lr,
                    .pln_defaults$lr[["adam"]])
   expect_identical(resolve_control(PLN_param(backend = "eager", lr = 0.3), info)$lr, 0.3)
