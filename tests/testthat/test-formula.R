@@ -29,7 +29,7 @@ test_that("the same O and X through PLN() and through PLNtorch give the same fit
   ctrl <- PLN_param(maxit = 40, backend = "eager", init = "tutorial", tol = 0)
   fit <- PLN(Y ~ f + offset(log(depth)), data = df, control = ctrl)
   m <- PLNtorch$new(Y = df$Y, O = log(df$depth), X = model.matrix(~ f, df), backend = "eager")
-  m$fit(N_iter = 40, lr = fit$optim_par$lr, tol = 0)
+  m$fit(N_iter = 40, lr = fit$optim_par$lr, tol = 0, optimizer = fit$optim_par$optimizer)
   expect_equal(fit$optim_par$objective, m$ELBO_list)
   expect_equal(coef(fit), m$B)
 })
