@@ -1,5 +1,7 @@
 #include "elbo.h"
 
+#include "fused_math.h"
+
 #include <cmath>
 
 namespace pln {
@@ -49,7 +51,7 @@ void newton_update(const Problem& pb, State& st, const at::Tensor& gM) {
   auto M = st.M.detach(), S = st.S.detach();
   auto curv = at::exp(pb.O + at::mm(pb.X, st.B.detach()) + M + 0.5 * S * S) +
               at::diagonal(st.Omega).unsqueeze(0);
-  M.add_(gM / (curv * pb.w_col));
+  M.add_((gM / (curv * pb.w_col)).clamp_(-fused::kNewtonMaxStep, fused::kNewtonMaxStep));
   S.copy_(at::rsqrt(curv));
   shift_to_B(pb, st, at::mm((pb.X * pb.w_col).t(), M));
 }

@@ -20,6 +20,10 @@ using std::log;
 using std::sqrt;
 #endif
 
+// The newton step in M is capped: far from the optimum (the tutorial's start, M = 0) a full step
+// through exp() overshoots by orders of magnitude; near it (the lm start) the cap never binds.
+constexpr double kNewtonMaxStep = 1.0;
+
 enum class Opt : int { adam = 0, rprop = 1, newton = 2 };
 
 // Scalars of one step, computed on the host (or, under CUDA graphs, on the device).
@@ -68,7 +72,8 @@ PLN_HD T entry(T y, T o, T xb, T lf, T mo, T dom, T w, T& m, T& s, T& m1, T& m2,
   T term = y * z - a - lf + T(0.5) * log(s2) - T(0.5) * mo * m - T(0.5) * s2 * dom;
   T r = y - a;
   if (OPT == Opt::newton) {
-    m = m + (r - mo) / (a + dom);
+    T dm = (r - mo) / (a + dom);
+    m = m + (dm > kNewtonMaxStep ? T(kNewtonMaxStep) : (dm < -kNewtonMaxStep ? T(-kNewtonMaxStep) : dm));
     s = T(1) / sqrt(a + dom);
     r_out = w * m;
     return term;
