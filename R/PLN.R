@@ -23,6 +23,56 @@
 #'   `BIC = loglik - log(n) nb_param / 2` and `ICL = BIC - entropy`, with
 #'   `nb_param = p d + p (p + 1) / 2`.
 #'
+#' @section Input checks:
+#' The data are checked in R, before anything reaches the engine, by the same
+#' code for `PLN()` and [PLNtorch]; each error names the argument to change.
+#'
+#' *Errors*:
+#' * counts that are `NA`/`NaN`, infinite, negative, non-integer, non-numeric
+#'   (character, logical, factor columns), not a matrix (a list, a 3-d array),
+#'   with no row or no column, or all zero;
+#' * offsets or covariates that are non-finite (an offset `log(0)`), of the
+#'   wrong dimensions (offsets: n x p, length n or a single number for
+#'   [PLNtorch]; in a formula a length-n vector or an n x p matrix), or
+#'   non-numeric;
+#' * collinear covariates (a model matrix of rank below its number of
+#'   columns): unlike [lm()], which reports aliased coefficients as `NA`, the
+#'   coefficients would not be identified; drop the redundant columns;
+#' * weights that are negative, zero, non-finite or not of length n. Zero
+#'   weights are refused rather than dropped silently (the `"newton"`
+#'   optimiser divides by them): remove those samples with `subset`;
+#' * unknown `backend`, `optimizer`, `dtype` or `device`; a backend or device
+#'   that this build lacks; `lr` not a positive finite number; `maxit` not a
+#'   whole number >= 1; `tol` outside \[0, 0.1\];
+#' * a formula naming a variable found neither in `data` nor in the formula's
+#'   environment; a subset that leaves no sample.
+#'
+#' *Warnings*: species (columns) whose counts are all zero: the fit runs, but
+#' their coefficients drift towards -Inf with more steps; drop them for
+#' meaningful estimates.
+#'
+#' *Fine*: integer counts, numeric data frames and `Matrix` objects (sparse
+#' or dense, made dense: the engine works on dense tensors) given to
+#' [PLNtorch]; in a formula the response must be a base R matrix (use
+#' `as.matrix()` on a sparse one); samples (rows) whose counts are all zero;
+#' a single species; a single sample; more species than samples (n < p).
+#'
+#' @section Divergence:
+#' A fit that diverges stops with an error giving the step and a remedy
+#' (a lower `lr`, or `dtype = "float64"`), never with absurd or non-finite
+#' numbers: when the ELBO becomes non-finite (float32 overflow of `exp()`,
+#' variances collapsing to zero), when it falls more than 1000 times its size
+#' below its starting value (Rprop or Adam with too large a step), when it
+#' passes the `tol` test more than 0.1% below its start, or when the final
+#' parameters hold non-finite values. The starting point is always feasible, so
+#' none of these can be a maximum.
+#'
+#' @section Interrupts and determinism:
+#' Ctrl-C (SIGINT) stops a fit within about 50 ms plus one step (on a GPU, up
+#' to `check_every` steps); the R session and later fits are unaffected. On the
+#' CPU the same data and options give bit-identical results, run to run, with
+#' a fixed number of threads.
+#'
 #' @return An object of class `"PLNfit_torch"`, a list with
 #' * `n`, `p`, `d`: samples, species, covariate columns;
 #' * `model_par`: list of `B` (d x p coefficients), `Sigma` and `Omega =
@@ -72,7 +122,11 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
   mf$formula <- formula
   mf$drop.unused.levels <- TRUE
   mf$na.action <- quote(stats::na.pass) # NA is reported by check_pln_data(), not dropped
-  frame <- eval(mf, parent.frame())
+  check_formula_vars(formula, if (missing(data)) NULL else data)
+  frame <- tryCatch(eval(mf, parent.frame()), error = function(e)
+    stop_arg("could not build the model frame of `formula`: ", conditionMessage(e),
+             if (grepl("invalid type \\(list\\)", conditionMessage(e)))
+               " (the response must be a count matrix: as.matrix() a data frame)"))
   terms <- attr(frame, "terms")
 
   response <- deparse1(formula[[2L]])
@@ -83,7 +137,11 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
     Y <- unclass(Y)
     if (is.null(rownames(Y))) rownames(Y) <- rownames(frame)
   }
-  X <- stats::model.matrix(terms, frame)
+  if (!is.numeric(Y))
+    stop_arg(sprintf("the response `%s` must be a numeric count matrix; got a %s.",
+                     response, if (is.factor(Y)) "factor" else paste(typeof(Y), class(Y)[1L])))
+  X <- tryCatch(stats::model.matrix(terms, frame), error = function(e)
+    stop_arg("could not build the model matrix of `formula`: ", conditionMessage(e)))
   dat <- check_pln_data(
     Y = Y, O = stats::model.offset(frame), X = X, w = stats::model.weights(frame),
     labels = c(Y = sprintf("the response `%s`", response), O = "the offset",
@@ -135,4 +193,22 @@ new_PLNfit_torch <- function(res, dat, ...) {
                      setup_seconds = res$setup_seconds, threads = res$threads),
     ...
   ), class = "PLNfit_torch")
+}
+
+## Every variable of `formula` must be a column of `data` or visible from the formula's
+## environment; model.frame() would say "object 'x' not found" without naming the formula.
+check_formula_vars <- function(formula, data) {
+  if (!is.null(data) && !is.data.frame(data) && !is.list(data) && !is.environment(data))
+    stop_arg("`data` must be a data frame; got ", describe_value(data), ".")
+  vars <- setdiff(all.vars(formula), ".")
+  env <- environment(formula)
+  if (is.null(env)) env <- parent.frame(2L)
+  found <- vapply(vars, function(v)
+    (!is.null(data) && !is.environment(data) && v %in% names(data)) ||
+      (is.environment(data) && exists(v, envir = data)) ||
+      exists(v, envir = env), logical(1))
+  if (!all(found))
+    stop_arg(sprintf("`formula` names variable(s) found neither in `data` nor in the formula's environment: %s.",
+                     paste(vars[!found], collapse = ", ")))
+  invisible(TRUE)
 }

@@ -7,6 +7,7 @@ describe_value <- function(x) {
   if (is.null(x)) return("NULL")
   if (is.character(x) && length(x) == 1L) return(sprintf("\"%s\"", x))
   if (is.atomic(x) && length(x) == 1L) return(format(x))
+  if (is.atomic(x)) return(sprintf("a %s %s of length %d", typeof(x), class(x)[1L], length(x)))
   sprintf("a %s of length %d", class(x)[1L], length(x))
 }
 
@@ -75,6 +76,9 @@ as_double_matrix <- function(x) {
 }
 
 as_numeric_matrix <- function(x, label) {
+  ## Sparse (or dense) matrices of the Matrix package: the engine works on dense tensors,
+  ## so they are made dense here (documented in ?PLN, "Input checks").
+  if (inherits(x, "Matrix")) x <- as.matrix(x)
   if (is.data.frame(x)) {
     if (!all(vapply(x, is.numeric, logical(1))))
       stop_arg(label, " must be numeric; found non-numeric columns.")
@@ -156,7 +160,11 @@ check_pln_data <- function(Y, O = NULL, X = NULL, w = NULL,
     if (length(w) != n)
       stop_arg(sprintf("%s must have length n = %d; got %d.", labels[["w"]], n, length(w)))
     check_finite(w, labels[["w"]])
-    if (any(w <= 0)) stop_arg(labels[["w"]], " must be positive.")
+    if (any(w < 0)) stop_arg(labels[["w"]], " must be positive: found ", sum(w < 0),
+                             " negative weight(s).")
+    if (any(w == 0))
+      stop_arg(labels[["w"]], " must be positive: found ", sum(w == 0), " zero weight(s); ",
+               "drop those samples instead (`subset` in PLN(), or the rows of the data).")
   }
 
   if (any(colSums(Y) == 0))

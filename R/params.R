@@ -46,7 +46,7 @@
 #'   ignores it.
 #' @param maxit maximum number of optimisation steps (default 10000).
 #' @param tol stop when the relative change of the ELBO between two steps falls
-#'   below `tol`; `0` runs all `maxit` steps. `NULL` (default) takes 1e-7 for
+#'   below `tol` (a number in \[0, 0.1\]); `0` runs all `maxit` steps. `NULL` (default) takes 1e-7 for
 #'   `"newton"` (whose ELBO rises monotonically) and 1e-10 for the first-order
 #'   rules (whose ELBO moves in small steps long before they converge).
 #' @param init starting point: `"lm"` (default; B by weighted least squares of
@@ -80,7 +80,7 @@ PLN_param <- function(backend = NULL, device = "cpu", dtype = NULL,
     optimizer   = check_choice(optimizer, "optimizer", .pln_choices$optimizer),
     lr          = check_number(lr, "lr", lower = 0, strict = TRUE, null_ok = TRUE),
     maxit       = check_count(maxit, "maxit", lower = 1L),
-    tol         = check_number(tol, "tol", lower = 0, null_ok = TRUE),
+    tol         = check_number(tol, "tol", lower = 0, upper = 0.1, null_ok = TRUE),
     init        = check_init(init),
     check_every = check_count(check_every, "check_every", lower = 1L, null_ok = TRUE),
     num_threads = check_count(num_threads, "num_threads", lower = 0L, null_ok = TRUE),

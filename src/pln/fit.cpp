@@ -46,6 +46,42 @@ auto guarded(F&& f) -> decltype(f()) {
   }
 }
 
+// Divergence rules of the loop (see fit_impl): the ELBO may not fall below its start by more
+// than kDivergeFactor times its size, nor settle (pass the tol test) more than kSettleMargin
+// (relative) below it.
+constexpr double kDivergeFactor = 1e3;
+constexpr double kSettleMargin = 1e-3;
+const char* const kDivergeHint = "lower lr, or use dtype = 'float64'";
+
+std::string fmt(double x) {
+  std::ostringstream s;
+  s.precision(6);
+  s << x;
+  return s.str();
+}
+
+std::runtime_error diverged(size_t step, const std::string& what) {
+  return std::runtime_error("the fit diverged at step " + std::to_string(step) + ": the ELBO " +
+                            what + "; " + kDivergeHint);
+}
+
+// Every number handed back must be finite: a state that overflowed (exp() in float32, S
+// collapsing to 0) is an error, not a result.
+void check_finite_result(const FitResult& r) {
+  auto bad = [](const Matrix& m) {
+    return std::any_of(m.values.begin(), m.values.end(), [](double v) { return !std::isfinite(v); });
+  };
+  const char* what = bad(r.B) ? "B" : bad(r.M) ? "M" : bad(r.S) ? "S" : bad(r.Sigma) ? "Sigma"
+                   : bad(r.Omega) ? "Omega" : nullptr;
+  if (!what && std::any_of(r.loglik_vec.begin(), r.loglik_vec.end(),
+                           [](double v) { return !std::isfinite(v); }))
+    what = "the log-likelihood";
+  if (what)
+    throw std::runtime_error(std::string("the fit diverged: ") + what +
+                             " holds non-finite values after step " + std::to_string(r.steps) +
+                             "; " + kDivergeHint);
+}
+
 at::TensorOptions tensor_options(const std::string& device, const std::string& dtype) {
   return at::TensorOptions().device(parse_device(device)).dtype(parse_dtype(dtype));
 }
@@ -103,15 +139,23 @@ FitResult fit_impl(const FitInput& in, const FitOptions& opt, const Callbacks& c
     bool converged = false;
     for (int64_t s = 0; s < chunk.size(0); ++s) {
       const double J = v[s];
-      if (!std::isfinite(J)) {
-        std::ostringstream msg;
-        msg << "the ELBO became non-finite at step " << obj.size() + 1
-            << "; lower lr, or use dtype = 'float64'";
-        throw std::runtime_error(msg.str());
-      }
+      if (!std::isfinite(J))
+        throw std::runtime_error("the ELBO became non-finite at step " +
+                                 std::to_string(obj.size() + 1) + "; " + kDivergeHint);
+      // obj[0] is the ELBO at the start. The start is a feasible point, so an ELBO that falls
+      // orders of magnitude below it is a divergence, even if it then stalls (Rprop at its
+      // maximal step size, or float32 exp() just below overflow, moves it by a relative 1e-10).
+      if (!obj.empty() && J < obj.front() - kDivergeFactor * std::max(std::fabs(obj.front()), 1.0))
+        throw diverged(obj.size() + 1, "fell from " + fmt(obj.front()) + " at the start to " +
+                                           fmt(J));
       if (!obj.empty() && opt.tol > 0 && !converged &&
-          std::fabs(J - obj.back()) <= opt.tol * std::fabs(J))
+          std::fabs(J - obj.back()) <= opt.tol * std::fabs(J)) {
+        // Settling below the start is not convergence: the optimiser lost the ground it stood on.
+        if (J < obj.front() - kSettleMargin * std::fabs(obj.front()))
+          throw diverged(obj.size() + 1, "settled at " + fmt(J) + ", below its start " +
+                                             fmt(obj.front()));
         converged = true;
+      }
       obj.push_back(J);
     }
     if (opt.trace > 0 && cb.progress) cb.progress(t, obj.back());
@@ -143,6 +187,7 @@ FitResult fit_impl(const FitInput& in, const FitOptions& opt, const Callbacks& c
   res.device = dev.str();
   res.dtype = opt.dtype;
   res.optimizer = opt.optimizer;
+  check_finite_result(res);
   return res;
 }
 
