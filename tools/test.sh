@@ -51,6 +51,22 @@ C_PASS=${C_PASS:-0}; C_FAIL=${C_FAIL:-0}
 [ "$C_RC" -ne 0 ] && [ "$C_FAIL" -eq 0 ] && C_FAIL=1
 echo "catch2: $C_PASS passed, $C_FAIL failed"
 
+echo "== Catch2 engine tests under AddressSanitizer and UndefinedBehaviorSanitizer"
+# LibTorch itself is not instrumented; leak detection is off because its static registries live
+# until exit. Any memory error or undefined behaviour in the engine aborts the run.
+cmake -S tests/cpp -B "$WORK/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPLN_SANITIZE=ON >/dev/null
+cmake --build "$WORK/asan" -j2
+A_OUT=$(ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  "$WORK/asan/engine_tests" 2>&1) && A_RC=0 || A_RC=$?
+echo "$A_OUT" | grep -E "runtime error|ERROR: AddressSanitizer|All tests passed|test cases:" || true
+A_FAIL=0
+if [ "$A_RC" -ne 0 ] || echo "$A_OUT" | grep -q "runtime error"; then
+  A_FAIL=1
+  echo "$A_OUT" | tail -n 60
+fi
+echo "catch2 (sanitizers): $([ "$A_FAIL" -eq 0 ] && echo "$C_PASS passed, 0 failed" || echo "failed")"
+C_FAIL=$((C_FAIL + A_FAIL))
+
 FAILED=$((T_FAIL + C_FAIL + R_FAIL))
 echo "$((T_PASS + C_PASS)) passed, $FAILED failed, $T_SKIP skipped"
 [ "$FAILED" -eq 0 ]
