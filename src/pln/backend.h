@@ -51,5 +51,9 @@ at::Tensor script_objective(const Problem& pb, const State& st);
 std::unique_ptr<Backend> make_eager(const Problem& pb, const FitOptions& opt);
 std::unique_ptr<Backend> make_script(const Problem& pb, const FitOptions& opt);
 std::unique_ptr<Backend> make_fused(const Problem& pb, const FitOptions& opt);
+#ifdef PLN_CUDA_KERNELS
+// fused on a CUDA device: kernels and a captured CUDA graph (fused_cuda.cu).
+std::unique_ptr<Backend> make_fused_cuda(const Problem& pb, const FitOptions& opt);
+#endif
 
 }  // namespace pln

@@ -47,7 +47,7 @@ void update_covariance(const Problem& pb, State& st) {
 }
 
 void newton_update(const Problem& pb, State& st, const at::Tensor& gM) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   auto M = st.M.detach(), S = st.S.detach();
   auto curv = at::exp(pb.O + at::mm(pb.X, st.B.detach()) + M + 0.5 * S * S) +
               at::diagonal(st.Omega).unsqueeze(0);
@@ -57,7 +57,7 @@ void newton_update(const Problem& pb, State& st, const at::Tensor& gM) {
 }
 
 void shift_to_B(const Problem& pb, State& st, const at::Tensor& XtWM) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   auto delta = at::mm(pb.XtWX_pinv, XtWM);
   st.B.detach().add_(delta);
   st.M.detach().sub_(at::mm(pb.X, delta));

@@ -172,7 +172,7 @@ FitResult fit_impl(const FitInput& in, const FitOptions& opt, const Callbacks& c
   res.seconds = seconds_since(t0);
   res.steps = t;
 
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   auto B = st.B.detach(), M = st.M.detach(), S = st.S.detach();
   auto rows = elbo_rows(pb, B, M, S, st.Omega, st.logdet);
   auto rows_cpu = rows.to(at::kCPU, at::kDouble).contiguous();

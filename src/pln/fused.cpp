@@ -130,7 +130,7 @@ class Fused : public Backend {
   }
 
   at::Tensor step(State& st) override {
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     ++t_;
     fused::StepConst<double> c{};
     c.beta1 = AdamConst::beta1;
@@ -174,7 +174,9 @@ class Fused : public Backend {
 
 std::unique_ptr<Backend> make_fused(const Problem& pb, const FitOptions& opt) {
   if (pb.Y.is_cuda()) {
-#ifndef PLN_CUDA_KERNELS
+#ifdef PLN_CUDA_KERNELS
+    return make_fused_cuda(pb, opt);
+#else
     throw std::invalid_argument(
         "backend 'fused' on CUDA needs the CUDA kernels, which this build lacks (no nvcc was "
         "found at install time); use backend 'eager' or 'script', or reinstall with nvcc");

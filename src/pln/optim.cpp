@@ -6,7 +6,7 @@
 namespace pln {
 
 void Adam::step(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   if (m.empty()) {
     for (const auto& p : params) {
       m.push_back(at::zeros_like(p));
@@ -26,7 +26,7 @@ void Adam::step(const std::vector<at::Tensor>& params, const std::vector<at::Ten
 }
 
 void Rprop::step(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   if (prev.empty()) {
     for (const auto& p : params) {
       prev.push_back(at::zeros_like(p));

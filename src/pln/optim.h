@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>  // c10::NoGradGuard (ATen/ATen.h no longer brings it in 2.x)
 
 #include <memory>
 #include <string>

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Everything on the GPU machine, from a clean checkout, in one call:
+#   1. configure against the Python torch package's LibTorch (writes src/Makevars);
+#   2. the engine, its Catch2 tests and the benchmark driver, built by CMake (tests/cpp), or with
+#      configure's own flags when CMake cannot use that LibTorch;
+#   3. the CUDA Catch2 tests, while R CMD INSTALL builds the package (R carried in .rdeb);
+#   4. B1 and B2 for every backend and device, and the scale run (pln_bench);
+#   5. tests/testthat/test-cuda.R against the installed package (device = "cuda").
+# Logs and results go to $OUT (default /tmp/pln-gpu): summary.txt, build.log, tests.log,
+# bench.log, r.log, results/<date>-<gpu>.csv, results/<date>-<gpu>-traces.csv.
+#
+# Needs .carry/catch2/catch.hpp (Debian's catch2 header) and, for step 5, .rdeb
+# (sh ../shared/tools/device-r.sh fetch). Usage:
+#   bash inst/bench/run-gpu.sh [stages...]     stages: build tests bench r (default: all)
+#   SCALE=1000000,1000,200 STEPS=5000 REPS=2 bash inst/bench/run-gpu.sh
+set -u -o pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+OUT=${OUT:-/tmp/pln-gpu}
+mkdir -p "$OUT/results"
+JOBS=$(nproc)
+BUILD=${BUILD:-/tmp/pln-build}
+STAGES=${*:-build tests bench r}
+SUMMARY=$OUT/summary.txt
+want() { case " $STAGES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+note() { echo "== $*" | tee -a "$SUMMARY"; }
+stage() {  # stage NAME LOG command...: runs it, logs it, notes ok / FAILED and the time
+  local name=$1 log=$2 t0=$SECONDS
+  shift 2
+  echo "---- $name: $*" >>"$log"
+  if "$@" >>"$log" 2>&1; then note "$name: ok ($((SECONDS - t0)) s)"; return 0; fi
+  note "$name: FAILED ($((SECONDS - t0)) s), see $(basename "$log")"
+  return 1
+}
+
+TP=$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__))')
+{
+  date -u
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
+  nvcc --version | tail -n 2
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
+  cmake --version | head -n 1
+  g++ --version | head -n 1
+  echo "torch package: $TP; cores: $JOBS"
+} >"$OUT/build.log" 2>&1
+note "$(head -n 3 "$OUT/build.log" | tail -n 1)"
+note "$(grep '^torch ' "$OUT/build.log")"
+
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+CC_CAP=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n 1 | tr -d ' .')
+
+# Builds with the flags configure wrote into src/Makevars (the R package's own flags).
+direct_build() {
+  local d=$BUILD/direct CPPF LIBS NVCC NVF
+  mkdir -p "$d"
+  CPPF=$(sed -n 's/^PKG_CPPFLAGS = //p' src/Makevars)
+  LIBS=$(sed -n 's/^PKG_LIBS = //p' src/Makevars)
+  NVCC=$(sed -n 's/^NVCC = //p' src/Makevars)
+  NVF=$(sed -n 's/^NVCC_FLAGS = //p' src/Makevars)
+  [ -n "$NVCC" ] || { echo "configure found no nvcc"; return 1; }
+  local pids=() objs=() f o
+  for f in src/pln/*.cpp; do
+    o=$d/$(basename "$f" .cpp).o; objs+=("$o")
+    g++ -std=c++17 -O2 -fPIC $CPPF -c "$f" -o "$o" & pids+=($!)
+  done
+  $NVCC $NVF -Xptxas -v $CPPF -c src/pln/fused_cuda.cu -o "$d/fused_cuda.o" & pids+=($!)
+  for f in tests/cpp/test_main.cpp tests/cpp/test_engine.cpp tests/cpp/test_cuda.cpp inst/bench/bench.cpp; do
+    g++ -std=c++17 -O2 $CPPF -DPLN_CUDA_KERNELS -Isrc/pln -I.carry -c "$f" -o "$d/$(basename "$f" .cpp).o" & pids+=($!)
+  done
+  local rc=0 p
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  [ $rc = 0 ] || return 1
+  g++ -o "$BUILD/engine_tests" "$d/test_main.o" "$d/test_engine.o" "$d/test_cuda.o" "${objs[@]}" \
+    "$d/fused_cuda.o" $LIBS -lpthread &&
+    g++ -o "$BUILD/pln_bench" "$d/bench.o" "${objs[@]}" "$d/fused_cuda.o" $LIBS -lpthread
+}
+
+cmake_build() {
+  cmake -S tests/cpp -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TP/share/cmake" \
+    -DPLN_CUDA_KERNELS=ON -DCMAKE_CUDA_ARCHITECTURES="$CC_CAP" -DCMAKE_CUDA_FLAGS="-Xptxas -v" \
+    -DCATCH2_INCLUDE_DIR="$ROOT/.carry" && cmake --build "$BUILD" -j "$JOBS"
+}
+
+if want build; then
+  stage configure "$OUT/build.log" ./configure
+  grep 'plntorch configure' "$OUT/build.log" | tee -a "$SUMMARY"
+  if ! stage cmake-build "$OUT/build.log" cmake_build; then
+    rm -f "$BUILD/engine_tests" "$BUILD/pln_bench"
+    stage direct-build "$OUT/build.log" direct_build
+  fi
+  grep -E 'ptxas info *: Used|spill' "$OUT/build.log" | sort | uniq -c | sort -rn | head -n 8 >>"$SUMMARY"
+fi
+
+R_PID=""
+if want r && [ -f .rdeb/env.sh ]; then
+  # The R package builds while the tests run (both are untimed).
+  (
+    . .rdeb/env.sh
+    mkdir -p /tmp/rlib
+    export MAKEFLAGS="-j$JOBS"
+    t0=$SECONDS
+    if R CMD INSTALL --no-test-load -l /tmp/rlib . >"$OUT/r.log" 2>&1; then
+      echo "== R CMD INSTALL: ok ($((SECONDS - t0)) s)" >>"$OUT/r.log"
+    else
+      echo "== R CMD INSTALL: FAILED ($((SECONDS - t0)) s)" >>"$OUT/r.log"
+    fi
+  ) &
+  R_PID=$!
+fi
+
+if want tests && [ -x "$BUILD/engine_tests" ]; then
+  stage catch2-cuda "$OUT/tests.log" timeout 300 "$BUILD/engine_tests" "[cuda]" --durations yes
+  tail -n 4 "$OUT/tests.log" | tee -a "$SUMMARY"
+fi
+[ -n "$R_PID" ] && wait "$R_PID" && grep '^== R CMD INSTALL' "$OUT/r.log" | tee -a "$SUMMARY"
+
+if want bench && [ -x "$BUILD/pln_bench" ]; then
+  # The clocks while the benchmark runs (the card's settings are left as they are).
+  nvidia-smi dmon -s pc -d 2 >"$OUT/clocks.log" 2>&1 &
+  DMON=$!
+  stage bench "$OUT/bench.log" timeout 420 "$BUILD/pln_bench" --data data-raw --out "$OUT/results" \
+    --steps "${STEPS:-5000}" --cpu-steps "${CPU_STEPS:-20}" --reps "${REPS:-2}" \
+    --scale "${SCALE:-1000000,1000,200}"
+  kill "$DMON" 2>/dev/null
+  sed -n '/^bench backend/,$p' "$OUT/bench.log" | tee -a "$SUMMARY"
+  { echo "clocks during the bench (nvidia-smi dmon):"; cat "$OUT/clocks.log"; } >>"$OUT/bench.log"
+  rm -f "$OUT/clocks.log"
+fi
+
+if want r && [ -f .rdeb/env.sh ] && grep -q '^== R CMD INSTALL: ok' "$OUT/r.log" 2>/dev/null; then
+  (
+    . .rdeb/env.sh
+    cd "$ROOT"
+    R_LIBS=/tmp/rlib timeout 240 Rscript -e '
+      library(plntorch); print(pln_backends())
+      source("inst/bench/mini-testthat.R"); source("tests/testthat/helper-pln.R")
+      ok <- run_test_file("tests/testthat/test-cuda.R")
+      fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks, control = PLN_param(device = "cuda"))
+      print(fit)
+      cat("R smoke fit on", fit$optim_par$device, fit$optim_par$dtype, fit$optim_par$backend, ":",
+          fit$optim_par$steps, "steps,", round(fit$optim_par$seconds, 3), "s, loglik", fit$loglik, "\n")
+      quit(status = if (ok) 0 else 1)'
+  ) >>"$OUT/r.log" 2>&1 && note "R test-cuda.R: ok" || note "R test-cuda.R: FAILED, see r.log"
+  grep -E 'passed|R smoke|\[ *[0-9.]+ s\]' "$OUT/r.log" | tee -a "$SUMMARY"
+fi
+note "done in $SECONDS s"

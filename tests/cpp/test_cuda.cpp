@@ -1,0 +1,273 @@
+// CUDA tests of the fused backend: its kernels against the CPU pass, the captured graph against
+// un-captured steps, its variants (own GEMMs / cuBLAS, sweep / cuSOLVER) against each other, and
+// fused against eager on the device. Each test skips, with a message, without a GPU or without the
+// CUDA kernels in the build.
+#include <ATen/ATen.h>
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "api.h"
+#ifdef PLN_CUDA_KERNELS
+#include "backend.h"
+#include "cuda_util.h"
+#include "fused.h"
+#include "problem.h"
+#endif
+
+namespace {
+
+struct Sim {
+  int64_t n, p, d;
+  std::vector<double> Y, O, X, w;
+  pln::FitInput input(bool weights) const {
+    pln::FitInput in;
+    in.Y = {Y.data(), n, p};
+    in.O = {O.data(), n, p};
+    in.X = {X.data(), n, d};
+    if (weights) in.w = w.data();
+    return in;
+  }
+};
+
+// Column-major PLN-like counts: d covariates (the first an intercept), AR(1) latent noise.
+Sim simulate(int64_t n, int64_t p, int64_t d, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> N01(0, 1);
+  std::uniform_real_distribution<double> U(0.5, 2);
+  Sim s{n, p, d, std::vector<double>(n * p), std::vector<double>(n * p),
+        std::vector<double>(n * d), std::vector<double>(n)};
+  for (int64_t i = 0; i < n; ++i) {
+    s.X[i] = 1;
+    for (int64_t q = 1; q < d; ++q) s.X[q * n + i] = 0.5 * N01(rng);
+    s.w[i] = U(rng);
+    const double lo = std::log(U(rng));
+    double prev = N01(rng);
+    for (int64_t j = 0; j < p; ++j) {
+      prev = 0.6 * prev + 0.8 * N01(rng);
+      double z = lo + 0.5 + 0.2 * (j % 4) + prev;
+      for (int64_t q = 1; q < d; ++q) z += 0.3 * s.X[q * n + i];
+      s.Y[j * n + i] = std::poisson_distribution<int>(std::exp(z))(rng);
+      s.O[j * n + i] = lo;
+    }
+  }
+  return s;
+}
+
+double max_rel(const std::vector<double>& a, const std::vector<double>& b) {
+  REQUIRE(a.size() == b.size());
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    m = std::max(m, std::fabs(a[i] - b[i]) / std::max(1.0, std::fabs(b[i])));
+  return m;
+}
+
+pln::FitOptions opts(const std::string& backend, const std::string& optimizer, int64_t steps,
+                     const std::string& dtype = "float64") {
+  pln::FitOptions o;
+  o.backend = backend;
+  o.optimizer = optimizer;
+  o.lr = optimizer == "adam" ? 0.01 : 0.05;
+  o.maxit = steps;
+  o.tol = 0;
+  o.init = "tutorial";
+  o.device = "cuda";
+  o.dtype = dtype;
+  return o;
+}
+
+// Sets an environment variable for one scope.
+struct EnvVar {
+  std::string name;
+  EnvVar(const std::string& n, const std::string& v) : name(n) { setenv(n.c_str(), v.c_str(), 1); }
+  ~EnvVar() { unsetenv(name.c_str()); }
+};
+
+bool no_cuda_kernels() {
+#ifdef PLN_CUDA_KERNELS
+  if (!at::hasCUDA()) {
+    WARN("no CUDA device: CUDA tests skipped");
+    return true;
+  }
+  return false;
+#else
+  WARN("built without the CUDA kernels: CUDA tests skipped");
+  return true;
+#endif
+}
+
+}  // namespace
+
+TEST_CASE("CUDA: fused follows eager on the device (float64, every optimiser, weights)", "[cuda]") {
+  if (no_cuda_kernels()) return;
+  const auto D = simulate(300, 9, 2, 21);
+  for (const std::string opt : {"adam", "rprop", "newton"}) {
+    for (bool weights : {false, true}) {
+      INFO(opt << (weights ? " weighted" : ""));
+      auto eager = pln::fit(D.input(weights), opts("eager", opt, 200), {});
+      auto fused = pln::fit(D.input(weights), opts("fused", opt, 200), {});
+      REQUIRE(fused.objective.size() == 200);
+      CHECK(max_rel(fused.objective, eager.objective) < 1e-6);
+      CHECK(max_rel(fused.M.values, eager.M.values) < 1e-5);
+      CHECK(max_rel(fused.B.values, eager.B.values) < 1e-5);
+      CHECK(max_rel(fused.Omega.values, eager.Omega.values) < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("CUDA: graph replay gives the un-captured steps", "[cuda]") {
+  if (no_cuda_kernels()) return;
+  const auto D = simulate(500, 20, 1, 22);
+  for (const std::string opt : {"adam", "newton"}) {
+    INFO(opt);
+    auto o = opts("fused", opt, 250);  // 2 graphs of 100 steps, then 50 single-step replays
+    auto graph = pln::fit(D.input(true), o, {});
+    pln::FitResult plain;
+    {
+      EnvVar off("PLN_CUDA_GRAPHS", "0");
+      plain = pln::fit(D.input(true), o, {});
+    }
+    CHECK(max_rel(graph.objective, plain.objective) < 1e-13);
+    CHECK(max_rel(graph.M.values, plain.M.values) < 1e-13);
+    CHECK(max_rel(graph.S.values, plain.S.values) < 1e-13);
+    CHECK(max_rel(graph.Omega.values, plain.Omega.values) < 1e-13);
+  }
+}
+
+TEST_CASE("CUDA: own GEMMs and the sweep agree with cuBLAS and cuSOLVER", "[cuda]") {
+  if (no_cuda_kernels()) return;
+  const auto D = simulate(700, 70, 1, 23);  // two 64-column tiles
+  for (const std::string dtype : {"float64", "float32"}) {
+    INFO(dtype);
+    auto o = opts("fused", "adam", 150, dtype);
+    auto own = pln::fit(D.input(true), o, {});
+    pln::FitResult cublas, library;
+    {
+      EnvVar g("PLN_CUDA_GEMM", "own");
+      cublas = pln::fit(D.input(true), o, {});
+    }
+    {
+      EnvVar c("PLN_CUDA_COV", "library");
+      library = pln::fit(D.input(true), o, {});
+    }
+    const double tol0 = dtype == "float64" ? 1e-10 : 1e-4;
+    pln::FitResult blocked;
+    {
+      EnvVar c("PLN_CUDA_COV", "blocked");
+      blocked = pln::fit(D.input(true), o, {});
+    }
+    CHECK(max_rel(blocked.objective, own.objective) < tol0);
+    const double tol = dtype == "float64" ? 1e-10 : 1e-4;
+    CHECK(max_rel(cublas.objective, own.objective) < tol);
+    CHECK(max_rel(library.objective, own.objective) < tol);
+    CHECK(max_rel(library.Omega.values, own.Omega.values) < (dtype == "float64" ? 1e-8 : 1e-2));
+  }
+}
+
+TEST_CASE("CUDA: large p (library path) and many covariates (scratch path)", "[cuda]") {
+  if (no_cuda_kernels()) return;
+  SECTION("p = 150") {
+    const auto D = simulate(400, 150, 1, 24);
+    auto eager = pln::fit(D.input(false), opts("eager", "adam", 60), {});
+    auto fused = pln::fit(D.input(false), opts("fused", "adam", 60), {});
+    CHECK(max_rel(fused.objective, eager.objective) < 1e-6);
+  }
+  SECTION("d = 6") {
+    const auto D = simulate(400, 12, 6, 25);
+    for (const std::string opt : {"adam", "newton"}) {
+      INFO(opt);
+      auto eager = pln::fit(D.input(true), opts("eager", opt, 100), {});
+      auto fused = pln::fit(D.input(true), opts("fused", opt, 100), {});
+      CHECK(max_rel(fused.objective, eager.objective) < 1e-6);
+      CHECK(max_rel(fused.B.values, eager.B.values) < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("CUDA: float32 fused follows float64 eager", "[cuda]") {
+  if (no_cuda_kernels()) return;
+  const auto D = simulate(1000, 40, 1, 26);
+  auto ref = pln::fit(D.input(false), opts("eager", "adam", 300), {});
+  auto f32 = pln::fit(D.input(false), opts("fused", "adam", 300, "float32"), {});
+  CHECK(max_rel(f32.objective, ref.objective) < 1e-4);
+}
+
+#ifdef PLN_CUDA_KERNELS
+TEST_CASE("CUDA: pass_cuda equals pass_cpu on random inputs", "[cuda]") {
+  if (no_cuda_kernels()) return;
+  using namespace pln::fused;
+  const int64_t n = 333, p = 45, d = 2;
+  at::manual_seed(7);
+  auto o64 = at::TensorOptions().dtype(at::kDouble);
+  PassTensors t;
+  t.Y = at::floor(at::rand({n, p}, o64) * 20);
+  t.O = at::randn({n, p}, o64) * 0.3;
+  t.XB = at::randn({n, p}, o64) * 0.2;
+  t.LF = at::lgamma(t.Y + 1);
+  t.MO = at::randn({n, p}, o64) * 0.5;
+  t.dOm = at::rand({p}, o64) + 0.5;
+  t.w = at::rand({n}, o64) + 0.5;
+  t.X = at::randn({n, d}, o64);
+  t.M = at::randn({n, p}, o64) * 0.5;
+  t.S = at::rand({n, p}, o64) + 0.3;
+  t.m1 = at::randn({n, p}, o64) * 0.1;
+  t.m2 = at::rand({n, p}, o64) * 0.1;
+  t.s1 = at::randn({n, p}, o64) * 0.1;
+  t.s2 = at::rand({n, p}, o64) * 0.1;
+  StepConst<double> c{0.01 / (1 - std::pow(0.9, 3)), std::sqrt(1 - std::pow(0.999, 3)), 0.9, 0.999,
+                      1e-8, 0.5, 1.2, 1e-6, 50};
+  for (Opt opt : {Opt::adam, Opt::rprop, Opt::newton}) {
+    INFO(static_cast<int>(opt));
+    PassTensors cpu = t, gpu = t;
+    for (at::Tensor* x : {&cpu.M, &cpu.S, &cpu.m1, &cpu.m2, &cpu.s1, &cpu.s2}) *x = x->clone();
+    if (opt == Opt::rprop) {
+      cpu.m2 = at::rand({n, p}, o64) * 0.1 + 1e-3;
+      cpu.s2 = cpu.m2.clone();
+    }
+    for (at::Tensor* x : {&gpu.Y, &gpu.O, &gpu.XB, &gpu.LF, &gpu.MO, &gpu.dOm, &gpu.w, &gpu.X,
+                          &gpu.M, &gpu.S, &gpu.m1, &gpu.m2, &gpu.s1, &gpu.s2})
+      *x = x->to(at::kCUDA);
+    gpu.M = cpu.M.to(at::kCUDA);
+    gpu.S = cpu.S.to(at::kCUDA);
+    gpu.m2 = cpu.m2.to(at::kCUDA);
+    gpu.s2 = cpu.s2.to(at::kCUDA);
+    auto rc = pass_cpu(cpu, opt, c);
+    auto rg = pass_cuda(gpu, opt, c);
+    auto close = [](const at::Tensor& a, const at::Tensor& b) {
+      auto bb = b.to(at::kCPU);
+      return ((a - bb).abs().max() / (bb.abs().max() + 1)).item<double>();
+    };
+    CHECK(close(rc.elbo, rg.elbo) < 1e-12);
+    CHECK(close(rc.gB, rg.gB) < 1e-12);
+    CHECK(close(rc.s2sum, rg.s2sum) < 1e-12);
+    CHECK(close(cpu.M, gpu.M) < 1e-14);
+    CHECK(close(cpu.S, gpu.S) < 1e-14);
+    if (opt != Opt::newton) CHECK(close(cpu.m2, gpu.m2) < 1e-14);
+  }
+}
+
+TEST_CASE("CUDA: memory does not grow with the number of steps", "[cuda]") {
+  if (no_cuda_kernels()) return;
+  const auto D = simulate(4000, 50, 1, 27);
+  auto o = opts("fused", "adam", 1000, "float32");
+  const auto topt = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
+  pln::Problem pb = pln::make_problem(D.input(false), topt);
+  pln::State st = pln::initial_state(pb, D.input(false), o.init);
+  auto be = pln::make_backend(pb, o);
+  be->prepare(st);
+  auto trace = at::empty({o.maxit}, topt.dtype(at::kDouble));
+  be->run(st, trace, 0, 100);
+  pln::cuda::synchronize(0);
+  const auto m100 = pln::cuda::memory(0);
+  be->run(st, trace, 100, 900);
+  pln::cuda::synchronize(0);
+  const auto m1000 = pln::cuda::memory(0);
+  INFO(m100.allocated << " bytes in use after 100 steps, " << m1000.allocated << " after 1000");
+  CHECK(m1000.allocated == m100.allocated);
+  CHECK(std::isfinite(trace[999].item<double>()));
+}
+#endif
