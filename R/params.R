@@ -5,7 +5,7 @@
   backend_preference = c("fused", "script", "eager"), # backend = NULL: first one built
   dtype       = c(cpu = "float64", cuda = "float32"), # dtype = NULL: by device type
   lr          = c(newton = 1, adam = 0.01, rprop = 0.05), # lr = NULL: by optimizer
-  tol         = c(newton = 1e-7, adam = 1e-10, rprop = 1e-10), # tol = NULL: by optimizer
+  tol         = c(newton = 2e-7, adam = 1e-10, rprop = 1e-10), # tol = NULL: by optimizer
   check_every = 0L,                                   # NULL -> 0: the engine's default
   num_threads = 0L                                    # NULL -> 0: leave LibTorch's setting
 )
@@ -46,7 +46,7 @@
 #'   ignores it.
 #' @param maxit maximum number of optimisation steps (default 10000).
 #' @param tol stop when the relative change of the ELBO between two steps falls
-#'   below `tol` (a number in \[0, 0.1\]); `0` runs all `maxit` steps. `NULL` (default) takes 1e-7 for
+#'   below `tol` (a number in \[0, 0.1\]); `0` runs all `maxit` steps. `NULL` (default) takes 2e-7 for
 #'   `"newton"` (whose ELBO rises monotonically) and 1e-10 for the first-order
 #'   rules (whose ELBO moves in small steps long before they converge).
 #' @param init starting point: `"lm"` (default; B by weighted least squares of

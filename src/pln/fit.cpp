@@ -14,6 +14,7 @@
 #include "api.h"
 #include "backend.h"
 #include "elbo.h"
+#include "threads.h"
 
 
 namespace pln {
@@ -105,7 +106,7 @@ ObjectiveResult objective(const FitInput& in, const MatrixView& B, const MatrixV
 
 FitResult fit_impl(const FitInput& in, const FitOptions& opt, const Callbacks& cb) {
   if (opt.maxit < 1) throw std::invalid_argument("maxit must be at least 1");
-  if (opt.num_threads > 0) at::set_num_threads(opt.num_threads);
+  ThreadScope threads(opt.num_threads);
   const auto t_setup = Clock::now();
   const auto topt = tensor_options(opt.device, opt.dtype);
   const at::Device dev = topt.device();
@@ -182,7 +183,7 @@ FitResult fit_impl(const FitInput& in, const FitOptions& opt, const Callbacks& c
   res.S = to_matrix(S);
   res.Sigma = to_matrix(st.Sigma);
   res.Omega = to_matrix(st.Omega);
-  res.threads = at::get_num_threads();
+  res.threads = threads.threads();
   res.backend = opt.backend;
   res.device = dev.str();
   res.dtype = opt.dtype;

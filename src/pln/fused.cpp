@@ -48,8 +48,12 @@ PassResult pass_cpu_impl(const PassTensors& t, const StepConst<double>& cd) {
         double row = 0;
         for (int64_t j = 0; j < p; ++j) {
           const int64_t k = off + j;
-          row += entry<T, OPT>(Y[k], O[k], XB[k], LF[k], MO[k], dOm[j], wi, M[k], S[k], m1[k],
-                               m2[k], s1[k], s2[k], r[j], c);
+          // newton keeps no optimiser state (null arrays): bind its unused slots to a scratch.
+          T scratch = 0;
+          const bool st = OPT != Opt::newton;
+          row += entry<T, OPT>(Y[k], O[k], XB[k], LF[k], MO[k], dOm[j], wi, M[k], S[k],
+                               st ? m1[k] : scratch, st ? m2[k] : scratch,
+                               st ? s1[k] : scratch, st ? s2[k] : scratch, r[j], c);
           s2s[j] += static_cast<double>(wi) * S[k] * S[k];
         }
         e += static_cast<double>(wi) * row;

@@ -7,8 +7,8 @@ namespace pln {
 
 class ThreadScope {
  public:
-  // num_threads > 0: use that many; 0: keep LibTorch's setting. The BLAS pool gets the same count;
-  // both get their old settings back when the scope ends.
+  // num_threads > 0: use that many, for LibTorch and for the BLAS pool; 0: keep both settings.
+  // Both get their old settings back when the scope ends.
   explicit ThreadScope(int num_threads);
   ~ThreadScope();
   ThreadScope(const ThreadScope&) = delete;
