@@ -36,7 +36,7 @@ PassResult pass_cpu_impl(const PassTensors& t, const StepConst<double>& cd) {
   T *M = t.M.data_ptr<T>(), *S = t.S.data_ptr<T>(), *m1 = t.m1.data_ptr<T>(),
     *m2 = t.m2.data_ptr<T>(), *s1 = t.s1.data_ptr<T>(), *s2 = t.s2.data_ptr<T>();
 
-  at::parallel_for(0, nb, 1, [&](int64_t b0, int64_t b1) {
+  auto blocks = [&](int64_t b0, int64_t b1) {
     std::vector<T> r(p);
     for (int64_t b = b0; b < b1; ++b) {
       double e = 0;
@@ -66,7 +66,13 @@ PassResult pass_cpu_impl(const PassTensors& t, const StepConst<double>& cd) {
       }
       e_blk[b] = e;
     }
-  });
+  };
+  // One thread: call directly. OpenMP's own default (all cores) would otherwise start a team whose
+  // idle members spin beside the BLAS threads.
+  if (at::get_num_threads() <= 1)
+    blocks(0, nb);
+  else
+    at::parallel_for(0, nb, 1, blocks);
 
   double e = 0;
   std::vector<double> gB(d * p, 0.0), s2sum(p, 0.0);
