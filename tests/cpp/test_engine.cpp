@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "api.h"
+#include "test_util.h"
 
 namespace {
 
@@ -73,26 +74,6 @@ std::vector<double> random_spd(int64_t p, unsigned seed) {
       O[j * p + i] = s;
     }
   return O;
-}
-
-double max_rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  REQUIRE(a.size() == b.size());
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i)
-    m = std::max(m, std::fabs(a[i] - b[i]) / std::max(1.0, std::fabs(b[i])));
-  return m;
-}
-
-pln::FitOptions options(const std::string& backend, const std::string& optimizer, int64_t steps,
-                        const std::string& init = "tutorial") {
-  pln::FitOptions o;
-  o.backend = backend;
-  o.optimizer = optimizer;
-  o.lr = optimizer == "adam" ? 0.01 : 0.05;
-  o.maxit = steps;
-  o.tol = 0;
-  o.init = init;
-  return o;
 }
 
 }  // namespace
