@@ -22,25 +22,12 @@
 
 namespace {
 
-struct Sim {
-  int64_t n, p, d;
-  std::vector<double> Y, O, X, w;
-  pln::FitInput input(bool weights) const {
-    pln::FitInput in;
-    in.Y = {Y.data(), n, p};
-    in.O = {O.data(), n, p};
-    in.X = {X.data(), n, d};
-    if (weights) in.w = w.data();
-    return in;
-  }
-};
-
 // Column-major PLN-like counts: d covariates (the first an intercept), AR(1) latent noise.
-Sim simulate(int64_t n, int64_t p, int64_t d, unsigned seed) {
+Data simulate(int64_t n, int64_t p, int64_t d, unsigned seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<double> N01(0, 1);
   std::uniform_real_distribution<double> U(0.5, 2);
-  Sim s{n, p, d, std::vector<double>(n * p), std::vector<double>(n * p),
+  Data s{n, p, d, std::vector<double>(n * p), std::vector<double>(n * p),
         std::vector<double>(n * d), std::vector<double>(n)};
   for (int64_t i = 0; i < n; ++i) {
     s.X[i] = 1;

@@ -13,20 +13,6 @@
 
 namespace {
 
-// Column-major doubles, as the R side passes them.
-struct Data {
-  int64_t n, p, d;
-  std::vector<double> Y, O, X, w;
-  pln::FitInput input(bool weights = false) const {
-    pln::FitInput in;
-    in.Y = {Y.data(), n, p};
-    in.O = {O.data(), n, p};
-    in.X = {X.data(), n, d};
-    if (weights) in.w = w.data();
-    return in;
-  }
-};
-
 // A small PLN sample: intercept and one covariate, an AR(1) covariance, offsets around 1.
 Data simulate(int64_t n, int64_t p, unsigned seed = 1) {
   std::mt19937 rng(seed);

@@ -10,6 +10,20 @@
 
 #include "api.h"
 
+// Simulated data as the R side passes it: column-major doubles.
+struct Data {
+  int64_t n, p, d;
+  std::vector<double> Y, O, X, w;
+  pln::FitInput input(bool weights = false) const {
+    pln::FitInput in;
+    in.Y = {Y.data(), n, p};
+    in.O = {O.data(), n, p};
+    in.X = {X.data(), n, d};
+    if (weights) in.w = w.data();
+    return in;
+  }
+};
+
 // Largest |a - b| / max(1, |b|) over two vectors of the same length.
 inline double max_rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
   REQUIRE(a.size() == b.size());
