@@ -140,9 +140,7 @@ FitResult fit_impl(const FitInput& in, const FitOptions& opt, const Callbacks& c
     bool converged = false;
     for (int64_t s = 0; s < chunk.size(0); ++s) {
       const double J = v[s];
-      if (!std::isfinite(J))
-        throw std::runtime_error("the ELBO became non-finite at step " +
-                                 std::to_string(obj.size() + 1) + "; " + kDivergeHint);
+      if (!std::isfinite(J)) throw diverged(obj.size() + 1, "became non-finite");
       // obj[0] is the ELBO at the start. The start is a feasible point, so an ELBO that falls
       // orders of magnitude below it is a divergence, even if it then stalls (Rprop at its
       // maximal step size, or float32 exp() just below overflow, moves it by a relative 1e-10).
