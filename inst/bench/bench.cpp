@@ -175,6 +175,8 @@ int main(int argc, char** argv) {
     }
   }
 
+  // Each Newton-Schulz fit prints (stderr) how often its gate recomputed Omega exactly.
+  setenv("PLN_CUDA_NS_STATS", "1", 1);
   const auto info = pln::build_info();
   const bool gpu = info.cuda && info.cuda_devices > 0;
   std::string gpu_name = "none";
@@ -245,6 +247,7 @@ int main(int argc, char** argv) {
         std::vector<Variant> vars = {{"default", "", ""}};
         if (cuda && be == "fused")
           vars = {{"default", "", ""},
+                  {"sweep", "PLN_CUDA_COV", "sweep"},
                   {"blocked-sweep", "PLN_CUDA_COV", "blocked"},
                   {"cusolver-cov", "PLN_CUDA_COV", "library"},
                   {"own-gemm", "PLN_CUDA_GEMM", "own"},
@@ -277,9 +280,9 @@ int main(int argc, char** argv) {
   if (b1 && gpu) {
     const Data D = oaks(data_dir, 100);
     for (const Variant& v : std::vector<Variant>{{"default", "", ""},
+                                                 {"sweep", "PLN_CUDA_COV", "sweep"},
                                                  {"blocked-sweep", "PLN_CUDA_COV", "blocked"},
-                                                 {"own-gemm", "PLN_CUDA_GEMM", "own"},
-                                                 {"cusolver-cov", "PLN_CUDA_COV", "library"}}) {
+                                                 {"own-gemm", "PLN_CUDA_GEMM", "own"}}) {
       set_variant(v);
       setenv("PLN_CUDA_PROFILE", "1", 1);
       pln::FitOptions o;

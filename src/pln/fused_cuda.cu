@@ -1,17 +1,21 @@
 // fused on CUDA: one kernel pass over the n x p data per step (ELBO partial sums, analytic
-// gradients, the optimiser update of M and S, per-column sums), cuBLAS for M Omega and M'WM, a
-// one-block Gauss-Jordan sweep for Omega = Sigma^-1 and log det Sigma at p <= 128 (cuSOLVER above),
-// and the whole step captured once in a CUDA graph and replayed. Adam's bias correction reads a
-// step counter kept on the device, so the captured graph is valid for every step. Sums are added
-// in a fixed order: a step gives the same bits captured or not.
+// gradients, the optimiser update of M and S, per-column sums), cuBLAS for M Omega and M'WM, and
+// at p <= 128 Omega = Sigma^-1 by two Newton-Schulz refinements of the previous step's inverse
+// (Adam, Rprop), gated by a one-block Gauss-Jordan sweep that recomputes it when the refined
+// inverse is off; the same sweep gives log det Sigma on side streams, and Omega for newton;
+// cuSOLVER above p = 128. The whole step is captured once in a CUDA graph and replayed. Adam's
+// bias correction reads a step counter kept on the device, so the captured graph is valid for
+// every step. Sums are added in a fixed order: a step gives the same bits captured or not.
 //
 // Knobs for benchmarks and tests (environment): PLN_CUDA_GRAPHS=0 runs the steps un-captured;
-// PLN_CUDA_GEMM=own|own-gram|bmm the GEMMs (default cuBLAS); PLN_CUDA_COV=blocked|library the
-// p x p algebra (default: the scalar sweep); PLN_CUDA_FORK=1 reduces on a second stream beside
-// the Gram; PLN_CUDA_PROFILE=1 times the pieces of each step (see pln::cuda::take_profile()).
-// Measured on an H200 at oaks x100 (inst/bench/results): the sweep 78 us a step, the blocked one
-// 65 us but ten times further from eager in float32 (its 8 x 8 inverses amplify rounding),
-// cuSOLVER's Cholesky + inverse 200 us; the own GEMM kernels were slower than cuBLAS.
+// PLN_CUDA_GEMM=own|own-gram|bmm the GEMMs (default cuBLAS); PLN_CUDA_COV=sweep|blocked|library
+// the p x p algebra (default Newton-Schulz; PLN_CUDA_NS_TAU its acceptance threshold on
+// ||I - Sigma Omega||_F, PLN_CUDA_NS_STATS=1 prints how often the gate recomputed Omega);
+// PLN_CUDA_FORK=1 reduces on a second stream beside the Gram; PLN_CUDA_PROFILE=1 times the pieces
+// of each step (see pln::cuda::take_profile()). Measured on an H200 at oaks x100
+// (inst/bench/results, NOTES-gpu.md): the sweep 78 us a step, the blocked one 65 us but ten times
+// further from eager in float32 (its 8 x 8 inverses amplify rounding), cuSOLVER's Cholesky +
+// inverse 200 us; the own GEMM kernels were slower than cuBLAS.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -23,6 +27,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -237,12 +242,12 @@ struct ReduceArgs {
   int ngb;
 };
 
+// One block of the reduction (b: its index among ncb + eb + ngb), with thread (tx, ty) of a
+// TX x TY block; also run by the first Newton-Schulz kernel's extra blocks.
 template <typename T>
-__global__ void __launch_bounds__(TX* TY) reduce_kernel(ReduceArgs<T> a) {
-  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * TX + tx;
-  int b = blockIdx.x;
-  __shared__ double sh[TY][TX + 1];
-  __shared__ double she[TX * TY];
+__device__ __forceinline__ void reduce_block(const ReduceArgs<T>& a, int b, int tx, int ty,
+                                             double (*sh)[TX + 1], double* she) {
+  const int tid = ty * TX + tx;
   if (b < a.ncb) {
     const int64_t p = a.p, j = static_cast<int64_t>(b) * TX + tx;
     const bool col = j < p;
@@ -308,7 +313,8 @@ __global__ void __launch_bounds__(TX* TY) reduce_kernel(ReduceArgs<T> a) {
       if (a.e_out) *a.e_out = e;
       if (a.trace) {
         const int64_t t = *a.counter;
-        const double J = e - a.lfsum + a.wsum * (0.5 * static_cast<double>(*a.logdet) + a.half_p);
+        const double ld = a.logdet ? static_cast<double>(*a.logdet) : 0.0;  // null: added later
+        const double J = e - a.lfsum + a.wsum * (0.5 * ld + a.half_p);
         if (t < a.cap) a.trace[t] = J;
       }
     }
@@ -321,6 +327,13 @@ __global__ void __launch_bounds__(TX* TY) reduce_kernel(ReduceArgs<T> a) {
     for (int64_t c = 0; c < a.chunks; ++c) s += static_cast<double>(a.part_G[c * a.pp + idx]);
     a.G[idx] = T(s);
   }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(TX* TY) reduce_kernel(ReduceArgs<T> a) {
+  __shared__ double sh[TY][TX + 1];
+  __shared__ double she[TX * TY];
+  reduce_block(a, blockIdx.x, threadIdx.x, threadIdx.y, sh, she);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -639,16 +652,44 @@ __global__ void increment_kernel(int64_t* counter) { *counter += 1; }
 // g_i = -c_i inv (i != k), inv (i = k) and h_j = c_j (j != k), -1 (j = k).
 constexpr int SW_THREADS = 544;  // 17 warps >= 32 * 33 / 2 tiles
 
+// Besides Sigma, Omega (T) and log det, it can: read Sigma itself (s2sum null: G is Sigma); also
+// write Omega in float64 (OmegaD, the Newton-Schulz state); write log det into ld[*ld_at] instead;
+// and act as the Newton-Schulz gate: with gate given, it first adds gate[0..nparts) (the squared
+// residual of the refined inverse, in a fixed order) and, when that is <= tau^2, only moves the
+// step counter on; otherwise (a large step, a non-finite Sigma) it computes Omega exactly.
+struct SweepExtra {
+  double* OmegaD = nullptr;
+  double* ld = nullptr;
+  const int64_t* ld_at = nullptr;
+  int64_t ld_cap = 0;
+  const double* gate = nullptr;
+  int nparts = 0;
+  double tau2 = 0;
+  int64_t* fallbacks = nullptr;  // counts the steps the gate recomputed
+};
+
 template <typename T, typename C = T>
 __global__ void __launch_bounds__(SW_THREADS) sweep_kernel(const T* __restrict__ G,
                                                              const double* __restrict__ s2sum,
                                                              double wsum, int p, T* Sigma,
                                                              T* Omega, T* dOm, T* logdet,
-                                                             int64_t* counter) {
+                                                             int64_t* counter, SweepExtra x) {
   constexpr int NT = SWEEP_MAX / 4;
   __shared__ __align__(16) C cb[2][SWEEP_MAX];
   __shared__ double pivs[SWEEP_MAX];
+  __shared__ bool refined;
   const int tid = threadIdx.x;
+  if (x.gate) {
+    if (tid == 0) {
+      double r2 = 0;
+      for (int b = 0; b < x.nparts; ++b) r2 += x.gate[b];
+      refined = r2 <= x.tau2;  // false for NaN
+      if (counter) *counter += 1;
+      if (!refined && x.fallbacks) *x.fallbacks += 1;
+    }
+    __syncthreads();
+    if (refined) return;
+  }
   int ti = 0, rem = tid;
   while (ti < NT && rem >= NT - ti) {
     rem -= NT - ti;
@@ -662,15 +703,18 @@ __global__ void __launch_bounds__(SW_THREADS) sweep_kernel(const T* __restrict__
 #pragma unroll
     for (int v = 0; v < 4; ++v) {
       const int i = i0 + u, j = j0 + v;
-      C x = C(0);
+      C e = C(0);
       if (active && i < p && j < p) {
         const T gij = i <= j ? G[i * p + j] : G[j * p + i];
-        const T sig = (gij + (i == j ? T(s2sum[i]) : T(0))) / T(wsum);  // Sigma as eager has it
-        Sigma[i * p + j] = sig;
-        Sigma[j * p + i] = sig;
-        x = C(sig);
+        const T sig =  // Sigma as eager has it
+            s2sum ? (gij + (i == j ? T(s2sum[i]) : T(0))) / T(wsum) : gij;
+        if (Sigma) {
+          Sigma[i * p + j] = sig;
+          Sigma[j * p + i] = sig;
+        }
+        e = C(sig);
       }
-      a[u][v] = x;
+      a[u][v] = e;
     }
   if (active && ti == 0)
 #pragma unroll
@@ -721,7 +765,7 @@ __global__ void __launch_bounds__(SW_THREADS) sweep_kernel(const T* __restrict__
     }
     __syncthreads();
   }
-  if (active)
+  if (active && Omega)
 #pragma unroll
     for (int u = 0; u < 4; ++u)
 #pragma unroll
@@ -731,6 +775,10 @@ __global__ void __launch_bounds__(SW_THREADS) sweep_kernel(const T* __restrict__
           Omega[i * p + j] = T(-a[u][v]);
           Omega[j * p + i] = T(-a[u][v]);
           if (i == j) dOm[i] = T(-a[u][v]);
+          if (x.OmegaD) {
+            x.OmegaD[i * p + j] = -static_cast<double>(a[u][v]);
+            x.OmegaD[j * p + i] = -static_cast<double>(a[u][v]);
+          }
         }
       }
   if (tid < 32) {  // log det Omega = -sum log pivot, one warp
@@ -739,9 +787,174 @@ __global__ void __launch_bounds__(SW_THREADS) sweep_kernel(const T* __restrict__
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) sum += __shfl_down_sync(0xffffffffu, sum, o);
     if (tid == 0) {
-      *logdet = T(-sum);
-      if (counter) *counter += 1;
+      if (logdet) *logdet = T(-sum);
+      if (x.ld) {
+        const int64_t at = *x.ld_at;
+        if (at < x.ld_cap) x.ld[at] = -sum;
+      }
+      if (counter && !x.gate) *counter += 1;
     }
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// Omega by Newton-Schulz from the previous step's inverse Omega_A (the default at p <= 128 for
+// Adam and Rprop). With R = I - Sigma Omega_A (small: Sigma moves little in a step),
+//   Omega_2 = Omega_A (I + R)(I + R^2) = Sigma^-1 (I - R^4),
+// two refinements at the price of three products: R; then P = R^2 and X = Omega_A (I + R) side
+// by side; then Omega_2 = X + X P. Its relative error is at most ||P||^2 <= ||P||_F^2, which the
+// sweep above (as the gate) compares with tau and, when larger, recomputes Omega exactly. The
+// products are 114 x 114 x 114 in float64 over 16 x 16 output tiles (64 blocks at p = 114)
+// instead of the 114 dependent pivots of a sweep. log det Sigma, needed for the ELBO only, comes
+// from the sweep on a side stream, off the step's critical path.
+constexpr int NS = 16;
+constexpr int NS_THREADS = NS * NS;
+static_assert(NS_THREADS == TX * TY, "the first Newton-Schulz kernel also runs reduce blocks");
+
+// out_ij = base_ij + sum_k A_ik B_kj for this thread's (i, j) of tile (i0, j0) (zero past p):
+// rows i0.. of A (as fa(i, k)) and columns j0.. of B go to shared memory first. Returns the sum;
+// sA[ty][j] is A_ij afterwards.
+template <typename FA>
+__device__ __forceinline__ double ns_tile_product(FA fa, const double* __restrict__ Bm, int p,
+                                                  int i0, int j0, int tx, int ty,
+                                                  double (*sA)[SWEEP_MAX], double (*sB)[NS]) {
+  const int tid = ty * NS + tx;
+  for (int e = tid; e < NS * SWEEP_MAX; e += NS_THREADS) {
+    const int r = e / SWEEP_MAX, k = e % SWEEP_MAX;
+    sA[r][k] = (i0 + r < p && k < p) ? fa(i0 + r, k) : 0.0;
+  }
+  for (int e = tid; e < NS * SWEEP_MAX; e += NS_THREADS) {
+    const int k = e / NS, c = e % NS;
+    sB[k][c] = (k < p && j0 + c < p) ? Bm[k * p + j0 + c] : 0.0;
+  }
+  __syncthreads();
+  double acc = 0;
+#pragma unroll 8
+  for (int k = 0; k < SWEEP_MAX; ++k) acc = fma(sA[ty][k], sB[k][tx], acc);
+  return acc;
+}
+
+// Writes the block's sum of v^2 (fixed order) to part[slot].
+__device__ __forceinline__ void ns_block_sumsq(double v, double* red, double* part, int slot) {
+  const int tid = threadIdx.x;
+  red[tid] = v * v;
+  __syncthreads();
+  for (int h = NS_THREADS / 2; h > 0; h >>= 1) {
+    if (tid < h) red[tid] += red[tid + h];
+    __syncthreads();
+  }
+  if (tid == 0) part[slot] = red[0];
+}
+
+// The first kernel: R = I - Sigma Omega_A, with Sigma formed from the Gram as the sweep forms it
+// (also written to Sigma and, in float64, to the slot SigOut; *slot_at = *counter + 1), in
+// blocks [0, nb); blocks past nb are the reduction's (B's update, the ELBO into the trace).
+template <typename T>
+struct NsFirstArgs {
+  const T* G;
+  const double* part_s2;  // the pass's per-block column sums of w s^2
+  int64_t R_rows;
+  double wsum;
+  const double* Om;
+  double* R;
+  T* Sigma;
+  double* SigOut;
+  int64_t* slot_at;
+  const int64_t* counter;
+  int p, nsb;
+};
+
+template <typename T>
+__global__ void __launch_bounds__(NS_THREADS) ns_first_kernel(NsFirstArgs<T> a, ReduceArgs<T> r) {
+  __shared__ double sA[NS][SWEEP_MAX];
+  __shared__ double sB[SWEEP_MAX][NS];
+  __shared__ double s2[NS];
+  __shared__ double lanes[TY][NS];
+  __shared__ double sh[TY][TX + 1];
+  __shared__ double she[TX * TY];
+  const int nb = a.nsb * a.nsb;
+  const int tid = threadIdx.x;
+  if (static_cast<int>(blockIdx.x) >= nb) {
+    reduce_block(r, blockIdx.x - nb, tid % TX, tid / TX, sh, she);
+    return;
+  }
+  const int p = a.p, tx = tid % NS, ty = tid / NS;
+  const int i0 = (blockIdx.x / a.nsb) * NS, j0 = (blockIdx.x % a.nsb) * NS;
+  // s2sum of rows i0.. added exactly as reduce_block adds it: TY lanes, then the lanes in order.
+  if (tid < TY * NS) {
+    const int c = tid % NS, y = tid / NS;
+    double v = 0;
+    if (i0 + c < p)
+#pragma unroll 4
+      for (int64_t q = y; q < a.R_rows; q += TY) v += a.part_s2[q * p + i0 + c];
+    lanes[y][c] = v;
+  }
+  __syncthreads();
+  if (tid < NS) {
+    double t = 0;
+    for (int y = 0; y < TY; ++y) t += lanes[y][tid];
+    s2[tid] = t;
+  }
+  __syncthreads();
+  auto sigma = [&](int i, int k) {
+    const T g = i <= k ? a.G[i * p + k] : a.G[k * p + i];
+    return static_cast<double>((g + (i == k ? T(s2[i - i0]) : T(0))) / T(a.wsum));
+  };
+  const double acc = ns_tile_product(sigma, a.Om, p, i0, j0, tx, ty, sA, sB);
+  const int i = i0 + ty, j = j0 + tx;
+  if (i < p && j < p) {
+    a.R[i * p + j] = (i == j ? 1.0 : 0.0) - acc;
+    const double sij = sA[ty][j];
+    a.SigOut[i * p + j] = sij;
+    a.Sigma[i * p + j] = static_cast<T>(sij);
+  }
+  if (tid == 0 && blockIdx.x == 0) *a.slot_at = *a.counter + 1;
+}
+
+// The second: P = R R with each block's sum of P_ij^2 in part (blocks [0, nb)), and
+// X = Omega_A + Omega_A R (blocks [nb, 2 nb)).
+__global__ void __launch_bounds__(NS_THREADS) ns_square_kernel(const double* __restrict__ R,
+                                                               const double* __restrict__ Om,
+                                                               double* __restrict__ P,
+                                                               double* __restrict__ X,
+                                                               double* __restrict__ part, int p,
+                                                               int nsb) {
+  __shared__ double sA[NS][SWEEP_MAX];
+  __shared__ double sB[SWEEP_MAX][NS];
+  __shared__ double red[NS_THREADS];
+  const int nb = nsb * nsb, tid = threadIdx.x, tx = tid % NS, ty = tid / NS;
+  const bool square = static_cast<int>(blockIdx.x) < nb;
+  const int b = square ? blockIdx.x : blockIdx.x - nb;
+  const int i0 = (b / nsb) * NS, j0 = (b % nsb) * NS, i = i0 + ty, j = j0 + tx;
+  const double* A = square ? R : Om;
+  const double acc = ns_tile_product([&](int r, int k) { return A[r * p + k]; }, R, p, i0, j0, tx,
+                                     ty, sA, sB);
+  const bool in = i < p && j < p;
+  if (square) {
+    if (in) P[i * p + j] = acc;
+    ns_block_sumsq(in ? acc : 0.0, red, part, b);
+  } else if (in) {
+    X[i * p + j] = sA[ty][j] + acc;
+  }
+}
+
+// The third: Omega_2 = X + X P, into the float64 state and into Omega (T) and its diagonal.
+template <typename T>
+__global__ void __launch_bounds__(NS_THREADS) ns_final_kernel(const double* __restrict__ X,
+                                                              const double* __restrict__ P,
+                                                              double* __restrict__ OmOut,
+                                                              T* Omega, T* dOm, int p, int nsb) {
+  __shared__ double sA[NS][SWEEP_MAX];
+  __shared__ double sB[SWEEP_MAX][NS];
+  const int tid = threadIdx.x, tx = tid % NS, ty = tid / NS;
+  const int i0 = (blockIdx.x / nsb) * NS, j0 = (blockIdx.x % nsb) * NS, i = i0 + ty, j = j0 + tx;
+  const double acc = ns_tile_product([&](int r, int k) { return X[r * p + k]; }, P, p, i0, j0, tx,
+                                     ty, sA, sB);
+  if (i < p && j < p) {
+    const double o = sA[ty][j] + acc;
+    OmOut[i * p + j] = o;
+    Omega[i * p + j] = static_cast<T>(o);
+    if (i == j) dOm[i] = static_cast<T>(o);
   }
 }
 
@@ -807,7 +1020,10 @@ const void* pass_fn_typed(int D) {
 // Row blocks of the pass: as many blocks as fit on the GPU at once (one wave; each thread then
 // walks its column down several rows), from the occupancy of the very kernel that will run.
 template <typename T>
-int64_t pass_row_blocks(int64_t n, int64_t p, int64_t d, bool xb_given, Opt opt, int device) {
+// reserve: SMs left to kernels running beside the pass (the log-determinant sweeps), so that its
+// blocks still fit in one wave.
+int64_t pass_row_blocks(int64_t n, int64_t p, int64_t d, bool xb_given, Opt opt, int device,
+                        int reserve = 0) {
   const int D = xb_given ? 0 : (d <= DMAX ? static_cast<int>(d) : 0);
   const void* fn = opt == Opt::adam    ? pass_fn_typed<T, Opt::adam>(D)
                    : opt == Opt::rprop ? pass_fn_typed<T, Opt::rprop>(D)
@@ -815,7 +1031,8 @@ int64_t pass_row_blocks(int64_t n, int64_t p, int64_t d, bool xb_given, Opt opt,
   int per_sm = 0;
   C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, TX * TY, 0));
   const int64_t cb = (p + TX - 1) / TX;
-  const int64_t want = std::max<int64_t>(1, std::max(1, per_sm) * sm_count(device) / cb);
+  const int sms = std::max(1, sm_count(device) - reserve);
+  const int64_t want = std::max<int64_t>(1, std::max(1, per_sm) * sms / cb);
   return std::max<int64_t>(1, std::min<int64_t>({want, (n + TY - 1) / TY, 65535}));
 }
 
@@ -897,6 +1114,12 @@ class FusedCuda : public Backend {
     bmm_gram_ = env_is("PLN_CUDA_GEMM", "bmm");
     sweep_ = pb.p <= SWEEP_MAX && !env_is("PLN_CUDA_COV", "library");
     blocked_ = env_is("PLN_CUDA_COV", "blocked");
+    // Newton-Schulz for Omega (Adam, Rprop; newton's steps move Sigma too far for it).
+    ns_ = sweep_ && !blocked_ && opt_ != Opt::newton && !env_is("PLN_CUDA_COV", "sweep");
+    if (ns_) fork_ = false;  // the reduction already runs inside the Newton-Schulz kernels
+    ns_tau_ = pb.Y.scalar_type() == at::kDouble ? kNsTau64 : kNsTau32;
+    if (const char* t = std::getenv("PLN_CUDA_NS_TAU")) ns_tau_ = std::atof(t);  // tests: 0, 1e300
+    ns_stats_ = env_is("PLN_CUDA_NS_STATS", "1");
     profile_ = env_is("PLN_CUDA_PROFILE", "1");
     if (profile_) {  // events between the pieces of each step
       graphs_ = false;
@@ -937,8 +1160,8 @@ class FusedCuda : public Backend {
       gfull_ = at::empty({d, p}, T);
     }
     R_rows_ = pb_.Y.scalar_type() == at::kDouble
-                  ? pass_row_blocks<double>(n, p, d, false, opt_, dev_)
-                  : pass_row_blocks<float>(n, p, d, false, opt_, dev_);
+                  ? pass_row_blocks<double>(n, p, d, false, opt_, dev_, ns_ ? 2 : 0)
+                  : pass_row_blocks<float>(n, p, d, false, opt_, dev_, ns_ ? 2 : 0);
     cb_ = (p + TX - 1) / TX;
     part_e_ = at::zeros({R_rows_ * cb_}, D64);
     part_g_ = at::zeros({R_rows_, std::min<int64_t>(d, DMAX), p}, D64);
@@ -960,6 +1183,25 @@ class FusedCuda : public Backend {
     }
     counter_ = at::zeros({}, T.dtype(at::kLong));
     trace_ = at::full({cap_}, std::nan(""), D64);
+    if (ns_) {
+      OmA_ = Omega_.to(at::kDouble).contiguous().clone();
+      OmB_ = at::empty_like(OmA_);
+      Rd_ = at::empty_like(OmA_);
+      Pd_ = at::empty_like(OmA_);
+      nsb_ = (p + NS - 1) / NS;
+      part_r_ = at::zeros({nsb_ * nsb_}, D64);
+      slots_ = at::zeros({kSlots, p, p}, D64);
+      slot_at_ = at::zeros({kSlots}, T.dtype(at::kLong));
+      ld_ = at::full({cap_ + 1}, std::nan(""), D64);
+      ld_.select(0, 0).copy_(logdet_);
+      fallbacks_ = at::zeros({}, T.dtype(at::kLong));
+      for (int k = 0; k < kSlots; ++k) {
+        C10_CUDA_CHECK(cudaEventCreateWithFlags(&ready_ev_[k], cudaEventDisableTiming));
+        C10_CUDA_CHECK(cudaEventCreateWithFlags(&done_ev_[k], cudaEventDisableTiming));
+      }
+      for (auto& sd : ld_side_)
+        sd = std::make_unique<c10::cuda::CUDAStream>(c10::cuda::getStreamFromPool(false, dev_));
+    }
     // log(y!) is a constant of the fit: its weighted sum, once, instead of a read every step.
     lfsum_ = (at::sum(pb_.logfact, {1}, false, at::kDouble) * pb_.w.to(at::kDouble)).sum().item<double>();
     if (profile_)
@@ -977,6 +1219,18 @@ class FusedCuda : public Backend {
   ~FusedCuda() override {
     if (fork_ev_) cudaEventDestroy(fork_ev_);
     if (join_ev_) cudaEventDestroy(join_ev_);
+    for (int k = 0; k < kSlots; ++k) {
+      if (ready_ev_[k]) cudaEventDestroy(ready_ev_[k]);
+      if (done_ev_[k]) cudaEventDestroy(done_ev_[k]);
+    }
+    if (ns_stats_ && fallbacks_.defined()) {
+      try {
+        std::fprintf(stderr, "fused CUDA: Omega recomputed exactly in %lld of %lld steps\n",
+                     static_cast<long long>(fallbacks_.item<int64_t>()),
+                     static_cast<long long>(done_));
+      } catch (...) {
+      }
+    }
     if (!profile_) return;
     if (prof_steps_ > 0) {
       const char* names[5] = {"M Omega", "pass", "gram", "reduce", "cov"};
@@ -995,8 +1249,10 @@ class FusedCuda : public Backend {
     c10::cuda::CUDAGuard guard(pb_.Y.device());
     ensure_capacity(done_ + 1);
     launch_step();
+    join_sides();
     ++done_;
-    return trace_.select(0, done_ - 1).clone();
+    finish(done_ - 1, 1);
+    return elbo_at(done_ - 1, 1).reshape({});
   }
 
   void run(State& st, at::Tensor& trace, int64_t t0, int64_t count) override {
@@ -1017,9 +1273,11 @@ class FusedCuda : public Backend {
       }
     } else {
       for (; left > 0; --left) launch_step();
+      join_sides();
     }
     done_ += count;
-    trace.slice(0, t0, t0 + count).copy_(trace_.slice(0, first, first + count));
+    finish(first, count);
+    trace.slice(0, t0, t0 + count).copy_(elbo_at(first, count));
   }
 
  private:
@@ -1030,7 +1288,35 @@ class FusedCuda : public Backend {
     auto bigger = at::full({cap_}, std::nan(""), trace_.options());
     bigger.slice(0, 0, trace_.size(0)).copy_(trace_);
     trace_ = bigger;
+    if (ns_) {
+      auto ld = at::full({cap_ + 1}, std::nan(""), ld_.options());
+      ld.slice(0, 0, ld_.size(0)).copy_(ld_);
+      ld_ = ld;
+    }
     if (graphs_) capture();
+  }
+
+  // The ELBO of steps [first, first + count): with Newton-Schulz, the pass's part plus the log
+  // det the second stream computed.
+  at::Tensor elbo_at(int64_t first, int64_t count) const {
+    auto e = trace_.slice(0, first, first + count);
+    return ns_ ? e + (0.5 * pb_.wsum) * ld_.slice(0, first, first + count) : e.clone();
+  }
+
+  // After steps [first, first + count): log det Sigma of the state (Sigma and Omega are current).
+  void finish(int64_t first, int64_t count) {
+    if (ns_) logdet_.copy_(ld_.select(0, first + count));
+  }
+
+  // The main stream waits for the log-determinant kernels still running on the side streams.
+  void join_sides() {
+    if (!ns_) return;
+    cudaStream_t stream = c10::cuda::getCurrentCUDAStream(dev_);
+    for (int k = 0; k < kSlots; ++k)
+      if (pending_[k]) {
+        C10_CUDA_CHECK(cudaStreamWaitEvent(stream, done_ev_[k], 0));
+        pending_[k] = false;
+      }
   }
 
   // Warm up what captures cannot initialise (cuBLAS / cuSOLVER handles and workspaces on the
@@ -1064,13 +1350,16 @@ class FusedCuda : public Backend {
     }
     stream.synchronize();
     many_ = std::max<int64_t>(1, std::min<int64_t>(chunk_, cap_));
+    join_sides();  // nothing recorded before a capture may be waited on inside it
     graph_many_ = std::make_unique<at::cuda::CUDAGraph>();
     graph_many_->capture_begin();
     for (int64_t s = 0; s < many_; ++s) launch_step();
+    join_sides();
     graph_many_->capture_end();
     graph_one_ = std::make_unique<at::cuda::CUDAGraph>();
     graph_one_->capture_begin(graph_many_->pool());
     launch_step();
+    join_sides();
     graph_one_->capture_end();
   }
 
@@ -1114,7 +1403,8 @@ class FusedCuda : public Backend {
     r.update_B = opt_ != Opt::newton;
     r.s2sum = ptr<double>(s2sum_); r.p = p; r.d = d; r.ncb = static_cast<int>(cb_);
     r.opt = static_cast<int>(opt_); r.c = base_const(); r.counter = ptr<int64_t>(counter_);
-    r.part_e = ptr<double>(part_e_); r.nbe = R_rows_ * cb_; r.logdet = ptr<T>(logdet_);
+    r.part_e = ptr<double>(part_e_); r.nbe = R_rows_ * cb_;
+    r.logdet = ns_ ? nullptr : ptr<T>(logdet_);  // with Newton-Schulz it is added afterwards
     r.lfsum = lfsum_; r.wsum = pb_.wsum; r.half_p = 0.5 * static_cast<double>(p);
     r.trace = ptr<double>(trace_); r.cap = cap_; r.e_out = nullptr; r.eb = 1;
     r.part_G = ptr<T>(part_G_); r.chunks = chunks_; r.pp = p * p; r.G = ptr<T>(G_);
@@ -1151,7 +1441,12 @@ class FusedCuda : public Backend {
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     };
 
-    if (opt_ == Opt::newton) {
+    if (ns_) {
+      // 3. The Gram; the reduction runs inside the first Newton-Schulz kernel (4.).
+      gram();
+      if (own_gram_) reduce(false, true, stream);
+      mark(3);
+    } else if (opt_ == Opt::newton) {
       // 3. gradient sums and the ELBO; the shift of X delta from M into B; then the Gram.
       reduce(true, false, stream);
       shift_to_B_inplace();
@@ -1176,10 +1471,12 @@ class FusedCuda : public Backend {
     if (opt_ == Opt::newton) mark(3);
     mark(4);
     // 4. Sigma, Omega, log det; the step counter moves on.
-    if (sweep_ && !blocked_) {
+    if (ns_) {
+      newton_schulz<T>(stream, r);
+    } else if (sweep_ && !blocked_) {
       sweep_kernel<T><<<1, SW_THREADS, 0, stream>>>(
           ptr<T>(G_), ptr<double>(s2sum_), pb_.wsum, static_cast<int>(p), ptr<T>(Sigma_),
-          ptr<T>(Omega_), ptr<T>(dOm_), ptr<T>(logdet_), ptr<int64_t>(counter_));
+          ptr<T>(Omega_), ptr<T>(dOm_), ptr<T>(logdet_), ptr<int64_t>(counter_), SweepExtra{});
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     } else if (sweep_) {
       blocked_sweep_kernel<T><<<1, SWB_THREADS, 0, stream>>>(
@@ -1206,6 +1503,55 @@ class FusedCuda : public Backend {
       }
       ++prof_steps_;
     }
+  }
+
+  // Sigma from the Gram into the next slot, R = I - Sigma Omega_A and the reduction (one launch);
+  // log det Sigma from the slot on a side stream; P = R^2 and X = Omega_A (I + R); Omega = X + X P;
+  // the sweep as the gate.
+  template <typename T>
+  void newton_schulz(cudaStream_t stream, const ReduceArgs<T>& r) {
+    const int p = static_cast<int>(pb_.p), nsb = static_cast<int>(nsb_), nb = nsb * nsb;
+    const int k = next_slot_;
+    next_slot_ = (next_slot_ + 1) % kSlots;
+    if (pending_[k]) C10_CUDA_CHECK(cudaStreamWaitEvent(stream, done_ev_[k], 0));
+    double* slot = ptr<double>(slots_) + static_cast<int64_t>(k) * p * p;
+    int64_t* slot_at = ptr<int64_t>(slot_at_) + k;
+    NsFirstArgs<T> a{};
+    a.G = ptr<T>(G_); a.part_s2 = ptr<double>(part_s2_); a.R_rows = R_rows_; a.wsum = pb_.wsum;
+    a.Om = ptr<double>(OmA_); a.R = ptr<double>(Rd_); a.Sigma = ptr<T>(Sigma_); a.SigOut = slot;
+    a.slot_at = slot_at; a.counter = ptr<int64_t>(counter_); a.p = p; a.nsb = nsb;
+    ReduceArgs<T> rr = r;
+    rr.ngb = 0;  // the Gram's partials, if any, were added before
+    ns_first_kernel<T><<<nb + rr.ncb + rr.eb, NS_THREADS, 0, stream>>>(a, rr);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    // log det of this Sigma, beside the rest of this step and the next one.
+    C10_CUDA_CHECK(cudaEventRecord(ready_ev_[k], stream));
+    cudaStream_t side = ld_side_[k % 2]->stream();
+    C10_CUDA_CHECK(cudaStreamWaitEvent(side, ready_ev_[k], 0));
+    SweepExtra lx{};
+    lx.ld = ptr<double>(ld_); lx.ld_at = slot_at; lx.ld_cap = cap_ + 1;
+    sweep_kernel<double, double><<<1, SW_THREADS, 0, side>>>(slot, nullptr, 1.0, p, nullptr, nullptr,
+                                                             nullptr, nullptr, nullptr, lx);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    C10_CUDA_CHECK(cudaEventRecord(done_ev_[k], side));
+    pending_[k] = true;
+    ns_square_kernel<<<2 * nb, NS_THREADS, 0, stream>>>(ptr<double>(Rd_), ptr<double>(OmA_),
+                                                         ptr<double>(Pd_), ptr<double>(OmB_),
+                                                         ptr<double>(part_r_), p, nsb);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    ns_final_kernel<T><<<nb, NS_THREADS, 0, stream>>>(ptr<double>(OmB_), ptr<double>(Pd_),
+                                                      ptr<double>(OmA_), ptr<T>(Omega_), ptr<T>(dOm_),
+                                                      p, nsb);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    // The gate: the exact inverse when the bound ||P||_F^2 on the relative error exceeds tau.
+    SweepExtra gx{};
+    gx.OmegaD = ptr<double>(OmA_); gx.gate = ptr<double>(part_r_); gx.nparts = nb;
+    gx.tau2 = ns_tau_;
+    gx.fallbacks = ptr<int64_t>(fallbacks_);
+    sweep_kernel<T, double><<<1, SW_THREADS, 0, stream>>>(
+        ptr<T>(G_), ptr<double>(s2sum_), pb_.wsum, p, nullptr, ptr<T>(Omega_), ptr<T>(dOm_), nullptr,
+        ptr<int64_t>(counter_), gx);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 
   void launch_step() {
@@ -1242,6 +1588,19 @@ class FusedCuda : public Backend {
   int64_t cap_, chunk_;
   bool graphs_ = true, own_mo_ = false, own_gram_ = false, sweep_ = false, blocked_ = false;
   bool fork_ = true, bmm_gram_ = false;
+  // Newton-Schulz: Omega in float64 (A: the state, B: X), R and P, kSlots copies of Sigma for the log-determinant kernels on two side streams, log det per step.
+  bool ns_ = false;
+  static constexpr int kSlots = 4;
+  // Accepted bound on Omega's relative error (else the sweep recomputes it): float32 keeps ~1e-4.
+  static constexpr double kNsTau32 = 3e-5, kNsTau64 = 1e-11;
+  at::Tensor OmA_, OmB_, Rd_, Pd_, part_r_, slots_, slot_at_, ld_, fallbacks_;
+  double ns_tau_ = kNsTau32;
+  bool ns_stats_ = false;
+  int64_t nsb_ = 1;
+  int next_slot_ = 0;
+  bool pending_[kSlots] = {false, false, false, false};
+  cudaEvent_t ready_ev_[kSlots] = {}, done_ev_[kSlots] = {};
+  std::unique_ptr<c10::cuda::CUDAStream> ld_side_[2];
   int64_t bmm_chunks_ = 1;
   at::Tensor Gb_;
   cudaEvent_t fork_ev_ = nullptr, join_ev_ = nullptr;

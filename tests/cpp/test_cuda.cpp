@@ -140,6 +140,41 @@ TEST_CASE("CUDA: own GEMMs and the sweep agree with cuBLAS and cuSOLVER", "[cuda
   }
 }
 
+TEST_CASE("CUDA: Newton-Schulz Omega follows the sweep's, with and without its gate", "[cuda]") {
+  if (no_cuda_kernels()) return;
+  const auto D = simulate(800, 114, 1, 27);  // 8 x 8 tiles of 16, the last one partial
+  for (const std::string dtype : {"float64", "float32"}) {
+    for (const std::string opt : {"adam", "rprop"}) {
+      INFO(dtype << " " << opt);
+      auto o = opts("fused", opt, 300, dtype);
+      auto ns = pln::fit(D.input(true), o, {});
+      pln::FitResult sweep, pure, exact;
+      {
+        EnvVar c("PLN_CUDA_COV", "sweep");
+        sweep = pln::fit(D.input(true), o, {});
+      }
+      {
+        EnvVar t("PLN_CUDA_NS_TAU", "1e300");  // the refined inverse at every step
+        pure = pln::fit(D.input(true), o, {});
+      }
+      {
+        EnvVar t("PLN_CUDA_NS_TAU", "0");  // the gate recomputes Omega at every step
+        exact = pln::fit(D.input(true), o, {});
+      }
+      const double tol = dtype == "float64" ? 1e-9 : 1e-4;
+      CHECK(max_rel_diff(ns.objective, sweep.objective) < tol);
+      CHECK(max_rel_diff(exact.objective, sweep.objective) < tol);
+      // Ungated, the refinement alone still follows the sweep under Adam's small steps (Rprop's
+      // first steps are too large for it: that is what the gate is for).
+      if (opt == "adam") CHECK(max_rel_diff(pure.objective, sweep.objective) < (dtype == "float64" ? 1e-6 : 1e-4));
+      CHECK(max_rel_diff(ns.Omega.values, sweep.Omega.values) < (dtype == "float64" ? 1e-8 : 1e-2));
+      CHECK(max_rel_diff(ns.M.values, sweep.M.values) < (dtype == "float64" ? 1e-8 : 1e-2));
+      CHECK(std::abs(ns.objective.back() - sweep.objective.back()) <
+            (dtype == "float64" ? 1e-9 : 1e-5) * std::abs(sweep.objective.back()));
+    }
+  }
+}
+
 TEST_CASE("CUDA: large p (library path) and many covariates (scratch path)", "[cuda]") {
   if (no_cuda_kernels()) return;
   SECTION("p = 150") {
