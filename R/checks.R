@@ -145,10 +145,17 @@ check_pln_data <- function(Y, O = NULL, X = NULL, w = NULL,
     if (ncol(X) < 1L)
       stop_arg(labels[["X"]], " has no column: the model needs at least one covariate (e.g. an intercept).")
     check_finite(X, labels[["X"]])
-    rank <- qr(X)$rank
-    if (rank < ncol(X))
-      stop_arg(sprintf("%s has rank %d < %d columns: the covariates are collinear; drop the redundant ones.",
-                       labels[["X"]], rank, ncol(X)))
+    qx <- qr(X)
+    if (qx$rank < ncol(X)) {
+      ## the columns lm() would report as NA: those the pivoted QR puts past the rank
+      nms <- colnames(X)
+      if (is.null(nms)) nms <- paste0("column ", seq_len(ncol(X)))
+      aliased <- nms[qx$pivot[(qx$rank + 1L):ncol(X)]]
+      stop_arg(sprintf("%s has rank %d < %d columns: the covariates are collinear (%s %s a linear combination of the others, as lm() would show by NA coefficients); drop %s.",
+                       labels[["X"]], qx$rank, ncol(X), paste(aliased, collapse = ", "),
+                       if (length(aliased) == 1L) "is" else "are",
+                       if (length(aliased) == 1L) "it" else "them"))
+    }
   }
   covariate_names <- colnames(X)
 

@@ -136,9 +136,15 @@ resolve_control <- function(ctrl, info = pln_backends_engine()) {
   if (is.null(ctrl$tol)) ctrl$tol <- .pln_defaults$tol[[ctrl$optimizer]]
   if (is.null(ctrl$check_every)) ctrl$check_every <- .pln_defaults$check_every
   if (is.null(ctrl$num_threads)) ctrl$num_threads <- .pln_defaults$num_threads
+  max_memory <- getOption("plntorch.max_memory")
+  if (!is.null(max_memory) &&
+      (!is.numeric(max_memory) || length(max_memory) != 1L || is.na(max_memory) || max_memory <= 0))
+    stop("options(plntorch.max_memory) must be a single positive number of bytes ",
+         "(Inf: no check), not ", paste(deparse(max_memory), collapse = " "), ".", call. = FALSE)
+  max_bytes <- if (is.null(max_memory)) 0 else if (is.infinite(max_memory)) -1 else as.double(max_memory)
   list(backend = ctrl$backend, device = ctrl$device, dtype = ctrl$dtype,
        optimizer = ctrl$optimizer, lr = as.double(ctrl$lr), maxit = as.integer(ctrl$maxit),
        tol = as.double(ctrl$tol), init = if (is.character(ctrl$init)) ctrl$init else "lm",
        check_every = as.integer(ctrl$check_every), num_threads = as.integer(ctrl$num_threads),
-       trace = as.integer(ctrl$trace))
+       trace = as.integer(ctrl$trace), max_bytes = max_bytes)
 }

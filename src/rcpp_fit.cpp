@@ -68,6 +68,7 @@ Rcpp::List pln_fit_engine(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B0, SEXP M0, SEXP
   opt.check_every = static_cast<int64_t>(get<double>(control, "check_every", 0));
   opt.num_threads = static_cast<int>(get<double>(control, "num_threads", 0));
   opt.trace = static_cast<int>(get<double>(control, "trace", 0));
+  opt.max_bytes = get<double>(control, "max_bytes", 0);
 
   pln::Callbacks cb;
   cb.interrupted = r_interrupted;

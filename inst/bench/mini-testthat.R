@@ -15,6 +15,10 @@ expect_lt <- function(object, expected) .expect(object < expected, sprintf("%g <
 expect_gte <- function(object, expected) .expect(object >= expected, sprintf("%g >= %g", object, expected))
 expect_identical <- function(object, expected) .expect(identical(object, expected),
   sprintf("identical(%s, %s)", format(object), format(expected)))
+expect_true <- function(object) .expect(isTRUE(object), "isTRUE")
+expect_false <- function(object) .expect(identical(object, FALSE), "identical(FALSE)")
+expect_match <- function(object, regexp, fixed = FALSE) .expect(length(object) == 1L &&
+  grepl(regexp, object, fixed = fixed), sprintf("'%s' matches '%s'", object, regexp))
 expect_equal <- function(object, expected, tolerance = 1e-8) .expect(isTRUE(all.equal(object, expected,
   tolerance = tolerance)), "all.equal")
 test_that <- function(desc, code) {

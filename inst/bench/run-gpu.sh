@@ -5,9 +5,10 @@
 #      configure's own flags when CMake cannot use that LibTorch;
 #   3. the CUDA Catch2 tests, while R CMD INSTALL builds the package (R carried in .rdeb);
 #   4. B1 and B2 for every backend and device, and the scale run (pln_bench);
-#   5. tests/testthat/test-cuda.R against the installed package (device = "cuda").
+#   5. tests/testthat/test-cuda.R against the installed package (device = "cuda"), then
+#      inst/bench/leak-check.R on the GPU (100 fits per backend).
 # Logs and results go to $OUT (default /tmp/pln-gpu): summary.txt, build.log, tests.log,
-# bench.log, r.log, results/<date>-<gpu>.csv, results/<date>-<gpu>-traces.csv.
+# bench.log, r.log, leak.log, results/<date>-<gpu>.csv, results/<date>-<gpu>-traces.csv.
 #
 # Needs .carry/catch2/catch.hpp (Debian's catch2 header) and, for step 5, .rdeb
 # (sh ../shared/tools/device-r.sh fetch). Usage:
@@ -131,7 +132,7 @@ if want r && [ -f .rdeb/env.sh ] && grep -q '^== R CMD INSTALL: ok' "$OUT/r.log"
   (
     . .rdeb/env.sh
     cd "$ROOT"
-    R_LIBS=/tmp/rlib timeout 240 Rscript -e '
+    R_LIBS=/tmp/rlib timeout 400 Rscript -e '
       library(plntorch); print(pln_backends())
       source("inst/bench/mini-testthat.R"); source("tests/testthat/helper-pln.R")
       ok <- run_test_file("tests/testthat/test-cuda.R")
@@ -142,5 +143,14 @@ if want r && [ -f .rdeb/env.sh ] && grep -q '^== R CMD INSTALL: ok' "$OUT/r.log"
       quit(status = if (ok) 0 else 1)'
   ) >>"$OUT/r.log" 2>&1 && note "R test-cuda.R: ok" || note "R test-cuda.R: FAILED, see r.log"
   grep -E 'passed|R smoke|\[ *[0-9.]+ s\]' "$OUT/r.log" | tee -a "$SUMMARY"
+  # Memory across 100 fits per backend on the GPU (RSS and the process's CUDA memory).
+  (
+    . .rdeb/env.sh
+    R_LIBS=/tmp/rlib timeout 300 Rscript inst/bench/leak-check.R "${LEAK_FITS:-100}" all cuda
+  ) >"$OUT/leak.log" 2>&1 && note "leak-check cuda: ok" || note "leak-check cuda: FAILED, see leak.log"
+  grep -E 'RSS after' "$OUT/leak.log" | tee -a "$SUMMARY"
 fi
 note "done in $SECONDS s"
+# The device tool brings back a limited number of files: the build and test logs go in one archive.
+tar -czf "$OUT/logs.tar.gz" -C "$OUT" $(cd "$OUT" && ls build.log tests.log 2>/dev/null) 2>/dev/null &&
+  rm -f "$OUT/build.log" "$OUT/tests.log"

@@ -45,6 +45,9 @@ struct FitOptions {
   int64_t check_every = 0;         // steps between convergence checks; 0: per-device default
   int num_threads = 0;             // 0: leave LibTorch's setting alone
   int trace = 0;
+  // Memory the fit may use, in bytes: 0 = what the device has free (checked before any tensor is
+  // made); < 0 = no check (an allocation failure is still reported as an error).
+  double max_bytes = 0;
 };
 
 struct FitResult {

@@ -20,6 +20,8 @@ MemStats memory(int device);
 void reset_peak(int device);
 std::string device_name(int device);
 void synchronize(int device);
+// Hands LibTorch's cached, unused CUDA blocks back to the driver (after an out-of-memory error).
+void empty_cache();
 // Microseconds per step of each piece of the fused CUDA step, from fits run with
 // PLN_CUDA_PROFILE=1 (events between the pieces, no graph) since the last call.
 std::vector<std::pair<std::string, double>> take_profile();

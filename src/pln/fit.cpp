@@ -6,15 +6,23 @@
 #include <c10/util/Exception.h>
 #include <torch/csrc/api/include/torch/version.h>
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <new>
+#include <regex>
 #include <sstream>
 
 #include "api.h"
 #include "backend.h"
 #include "elbo.h"
 #include "threads.h"
+#ifdef PLN_CUDA_KERNELS
+#include "cuda_util.h"
+#endif
 
 
 namespace pln {
@@ -45,6 +53,104 @@ auto guarded(F&& f) -> decltype(f()) {
   } catch (const c10::Error& e) {
     throw std::runtime_error(e.what_without_backtrace());
   }
+}
+
+// ---- Memory: what a fit needs, what the device offers, and the message when it does not fit.
+
+// Arrays of n x p elements of dtype a fit holds at its peak, which comes during setup (the input
+// copies, log y!, the lm start) plus the optimiser's four moment arrays (none for newton).
+// Measured: on CUDA, fused Adam at n = 1e6, p = 1000, float32, 72.1 GB = 18 arrays
+// (inst/bench/bench.cpp); on the CPU, every backend at n = 20000, p = 500, ~26 arrays with Adam
+// and ~22 with newton (peak resident memory; the CPU allocator keeps more of the setup's
+// temporaries). eager and script also keep autograd's saved tensors during a step on CUDA.
+double arrays_needed(const FitOptions& opt, bool cuda) {
+  const double moments = opt.optimizer == "newton" ? 0 : 4;
+  if (!cuda) return 22 + moments;
+  return 14 + moments + (opt.backend == "fused" ? 0 : 2);
+}
+
+double fit_bytes(const FitInput& in, const FitOptions& opt) {
+  const double elem = opt.dtype == "float32" ? 4 : 8;
+  return arrays_needed(opt, opt.device.rfind("cuda", 0) == 0) * static_cast<double>(in.Y.nrow) *
+         static_cast<double>(in.Y.ncol) * elem;
+}
+
+// Bytes the device can still give (NaN when unknown): CUDA free memory plus LibTorch's cached,
+// unused blocks; on the CPU, MemAvailable + SwapFree of /proc/meminfo (Linux).
+double available_bytes(const at::Device& dev) {
+  const double unknown = std::numeric_limits<double>::quiet_NaN();
+  if (dev.is_cuda()) {
+#ifdef PLN_CUDA_KERNELS
+    const auto m = cuda::memory(dev.has_index() ? dev.index() : 0);
+    return static_cast<double>(m.free + m.reserved - m.allocated);
+#else
+    return unknown;
+#endif
+  }
+  std::ifstream f("/proc/meminfo");
+  if (!f) return unknown;
+  double avail = -1, swap = 0, kb = 0;
+  std::string key, unit;
+  while (f >> key >> kb) {
+    std::getline(f, unit);
+    if (key == "MemAvailable:") avail = kb * 1024;
+    if (key == "SwapFree:") swap = kb * 1024;
+  }
+  return avail < 0 ? unknown : avail + swap;
+}
+
+std::string bytes_str(double b) {
+  char buf[32];
+  if (b >= 1e9) std::snprintf(buf, sizeof buf, "%.1f GB", b / 1e9);
+  else if (b >= 1e6) std::snprintf(buf, sizeof buf, "%.1f MB", b / 1e6);
+  else std::snprintf(buf, sizeof buf, "%.0f kB", std::max(b / 1e3, 1.0));
+  return buf;
+}
+
+// detail: what LibTorch said it tried to allocate, when an allocation failed (then avail, the
+// device's free memory, is not the reason: a process limit or fragmentation may be).
+std::runtime_error not_enough_memory(const FitInput& in, const FitOptions& opt, double avail,
+                                     const std::string& detail) {
+  std::ostringstream m;
+  m << "not enough memory on " << opt.device << ": this fit needs about "
+    << bytes_str(fit_bytes(in, opt)) << " (" << in.Y.nrow << " x " << in.Y.ncol << " counts, "
+    << opt.dtype << ", backend '" << opt.backend << "', optimizer '" << opt.optimizer << "')";
+  if (!detail.empty())
+    m << " and an allocation failed (" << detail << ")";
+  else if (opt.max_bytes > 0)
+    m << " and options(plntorch.max_memory) allows " << bytes_str(opt.max_bytes);
+  else if (std::isfinite(avail))
+    m << " and " << bytes_str(avail) << " is free";
+  m << "; try ";
+  if (opt.dtype != "float32") m << "dtype = 'float32', ";
+  if (opt.optimizer != "newton") m << "optimizer = 'newton' (no moment arrays), ";
+  if (opt.device.rfind("cuda", 0) == 0) m << "device = 'cpu', ";
+  m << "or fewer samples";
+  return std::runtime_error(m.str());
+}
+
+// The part of an allocator's message that names the size ("Tried to allocate 3.73 GiB").
+std::string allocation_detail(const std::string& what) {
+  std::smatch s;
+  static const std::regex re("[Tt]ried to allocate [0-9.]+ ?([KMGT]i?B|bytes)");
+  if (std::regex_search(what, s, re)) return "LibTorch: " + s.str(0);
+  return "LibTorch: out of memory";
+}
+
+// LibTorch's CPU allocator ("can't allocate memory") and CUDA calls other than the caching
+// allocator's ("CUDA error: out of memory").
+bool is_alloc_failure(const std::string& what) {
+  return what.find("can't allocate memory") != std::string::npos ||
+         what.find("out of memory") != std::string::npos;
+}
+
+void release_cached_memory() {
+#ifdef PLN_CUDA_KERNELS
+  try {
+    if (at::hasCUDA()) cuda::empty_cache();
+  } catch (...) {
+  }
+#endif
 }
 
 // Divergence rules of the loop (see fit_impl): the ELBO may not fall below its start by more
@@ -95,7 +201,24 @@ ObjectiveResult objective_impl(const FitInput& in, const MatrixView& B, const Ma
                                const std::string& method, const std::string& dtype);
 
 FitResult fit(const FitInput& in, const FitOptions& opt, const Callbacks& cb) {
-  return guarded([&] { return fit_impl(in, opt, cb); });
+  // An allocation that fails unwinds the fit (its tensors go back to LibTorch's cache), hands the
+  // cache back to the device and becomes one message naming the size the fit needs. Other
+  // LibTorch errors lose their backtrace, as in guarded().
+  try {
+    return fit_impl(in, opt, cb);
+  } catch (const c10::OutOfMemoryError& e) {
+    release_cached_memory();
+    throw not_enough_memory(in, opt, available_bytes(parse_device(opt.device)),
+                            allocation_detail(e.what_without_backtrace()));
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    if (!is_alloc_failure(what)) throw std::runtime_error(what);
+    release_cached_memory();
+    throw not_enough_memory(in, opt, available_bytes(parse_device(opt.device)),
+                            allocation_detail(what));
+  } catch (const std::bad_alloc&) {
+    throw not_enough_memory(in, opt, available_bytes(at::Device(at::kCPU)), "std::bad_alloc");
+  }
 }
 
 ObjectiveResult objective(const FitInput& in, const MatrixView& B, const MatrixView& M,
@@ -110,6 +233,10 @@ FitResult fit_impl(const FitInput& in, const FitOptions& opt, const Callbacks& c
   const auto t_setup = Clock::now();
   const auto topt = tensor_options(opt.device, opt.dtype);
   const at::Device dev = topt.device();
+  if (opt.max_bytes >= 0) {  // before any tensor is made
+    const double avail = opt.max_bytes > 0 ? opt.max_bytes : available_bytes(dev);
+    if (std::isfinite(avail) && fit_bytes(in, opt) > avail) throw not_enough_memory(in, opt, avail, "");
+  }
 
   Problem pb = make_problem(in, topt);
   State st = initial_state(pb, in, opt.init);

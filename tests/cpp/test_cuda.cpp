@@ -277,4 +277,48 @@ TEST_CASE("CUDA: memory does not grow with the number of steps", "[cuda]") {
   CHECK(m1000.allocated == m100.allocated);
   CHECK(std::isfinite(trace[999].item<double>()));
 }
+
+TEST_CASE("CUDA: out of memory is one clear error naming the size; the device stays usable",
+          "[cuda]") {
+  if (no_cuda_kernels()) return;
+  const auto D = simulate(20000, 100, 1, 31);  // 2e6 counts, 16 MB an array in float64
+  auto o = opts("fused", "adam", 20);
+  const auto first = pln::fit(D.input(false), o, {});  // the context and cuBLAS handles exist now
+  pln::cuda::synchronize(0);
+  const auto before = pln::cuda::memory(0);
+  std::string checked, failed;
+  {
+    // Hold all but ~100 MB of the device, then fit: refused by the check, and (check off) by the
+    // allocator itself.
+    const auto m = pln::cuda::memory(0);
+    const int64_t hold = m.free + (m.reserved - m.allocated) - (int64_t{100} << 20);
+    auto filler = at::empty({hold}, at::TensorOptions().dtype(at::kByte).device(at::kCUDA));
+    try {
+      pln::fit(D.input(false), o, {});
+    } catch (const std::exception& e) {
+      checked = e.what();
+    }
+    auto unchecked = o;
+    unchecked.max_bytes = -1;
+    try {
+      pln::fit(D.input(false), unchecked, {});
+    } catch (const std::exception& e) {
+      failed = e.what();
+    }
+  }
+  INFO(checked);
+  INFO(failed);
+  CHECK(checked.rfind("not enough memory on cuda: this fit needs about ", 0) == 0);
+  CHECK(checked.find("20000 x 100 counts, float64, backend 'fused', optimizer 'adam'") !=
+        std::string::npos);
+  CHECK(checked.find(" is free") != std::string::npos);
+  CHECK(failed.rfind("not enough memory on cuda: this fit needs about ", 0) == 0);
+  CHECK(failed.find("LibTorch: Tried to allocate") != std::string::npos);
+  CHECK(failed.find("\n") == std::string::npos);  // one line, no backtrace
+  // The device is usable: the same fit again gives the same bits, and leaves no memory behind.
+  const auto again = pln::fit(D.input(false), o, {});
+  CHECK(again.objective == first.objective);
+  pln::cuda::synchronize(0);
+  CHECK(pln::cuda::memory(0).allocated == before.allocated);
+}
 #endif

@@ -52,3 +52,75 @@ test_that("Rprop on CUDA matches the CPU (float64)", {
     expect_lt(abs(gpu$loglik - cpu$loglik) / abs(cpu$loglik), 1e-8)
   }
 })
+
+test_that("CUDA runs are bit-identical run to run, for every backend", {
+  skip_if_no_cuda()
+  for (backend in pln_backends()$backends) {
+    runs <- lapply(1:2, function(i) oaks_on("cuda", backend, optimizer = "adam", maxit = 300, tol = 0))
+    expect_identical(runs[[1]]$optim_par$objective, runs[[2]]$optim_par$objective)
+    expect_identical(runs[[1]]$var_par$M, runs[[2]]$var_par$M)
+    expect_identical(runs[[1]]$model_par$Omega, runs[[2]]$model_par$Omega)
+  }
+})
+
+test_that("a fit over plntorch.max_memory on CUDA is refused, naming the size; later fits work", {
+  skip_if_no_cuda()
+  old <- options(plntorch.max_memory = 1e5)
+  on.exit(options(old))
+  msg <- tryCatch({ oaks_on("cuda", "fused"); "" }, error = conditionMessage)
+  expect_match(msg, "^not enough memory on cuda: this fit needs about [0-9.]+ kB")
+  expect_match(msg, "float32, backend 'fused'", fixed = TRUE)
+  expect_match(msg, "device = 'cpu'", fixed = TRUE)
+  options(plntorch.max_memory = NULL)
+  expect_true(is.finite(oaks_on("cuda", "fused", maxit = 50)$loglik))
+})
+
+## Ctrl-C on the GPU: a child R session (base R only: Rscript and tools::pskill) runs long CUDA
+## fits; this session sends it SIGINT during each and checks it stops within ~2 s and goes on.
+test_that("SIGINT stops a long CUDA fit within ~2 s and later fits work", {
+  skip_if_no_cuda()
+  skip_if_not(.Platform$OS.type == "unix", "signals need a unix-alike")
+  dir <- tempfile("pln-cuda-interrupt-")
+  dir.create(dir)
+  on.exit(unlink(dir, recursive = TRUE), add = TRUE)
+  backends <- pln_backends()$backends
+  writeLines(c(
+    "library(plntorch)",
+    "dir <- commandArgs(TRUE)[1]",
+    "fit <- function(...) PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks,",
+    "                         control = PLN_param(device = 'cuda', ...))",
+    "invisible(fit(maxit = 5))  # the CUDA context exists before the timed fits",
+    "writeLines(as.character(Sys.getpid()), file.path(dir, 'pid'))",
+    "out <- list()",
+    sprintf("for (b in c(%s)) {", paste0("'", backends, "'", collapse = ", ")),
+    "  file.create(file.path(dir, paste0('ready-', b)))",
+    "  got <- tryCatch({ fit(backend = b, optimizer = 'adam', maxit = 1e6, tol = 0); 'finished' },",
+    "                  interrupt = function(e) 'interrupted')",
+    "  out[[b]] <- list(got = got, at = as.numeric(Sys.time()))",
+    "}",
+    "out$later <- is.finite(fit(maxit = 50)$loglik)",
+    "saveRDS(out, file.path(dir, 'result.rds'))"), file.path(dir, "child.R"))
+  system2(file.path(R.home("bin"), "Rscript"), c(file.path(dir, "child.R"), dir),
+          wait = FALSE, stdout = FALSE, stderr = FALSE)
+  wait_for <- function(path, secs) {
+    deadline <- Sys.time() + secs
+    while (!file.exists(path) && Sys.time() < deadline) Sys.sleep(0.05)
+    file.exists(path)
+  }
+  expect_true(wait_for(file.path(dir, "pid"), 120))
+  pid <- as.integer(readLines(file.path(dir, "pid")))
+  sent <- list()
+  for (b in backends) {
+    expect_true(wait_for(file.path(dir, paste0("ready-", b)), 60))
+    Sys.sleep(1.5)  # inside the optimisation loop (setup, graph capture and compilation done)
+    sent[[b]] <- as.numeric(Sys.time())
+    tools::pskill(pid, tools::SIGINT)
+  }
+  expect_true(wait_for(file.path(dir, "result.rds"), 120))
+  res <- readRDS(file.path(dir, "result.rds"))
+  for (b in backends) {
+    expect_identical(res[[b]]$got, "interrupted")
+    expect_lt(res[[b]]$at - sent[[b]], 2)
+  }
+  expect_true(res$later)
+})

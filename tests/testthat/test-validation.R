@@ -50,6 +50,9 @@ test_that("PLN() reports bad data in the user's terms", {
   bad <- df; bad$x[4] <- NA
   expect_error(PLN(Y ~ x, data = bad), "model matrix of `formula` contains missing")
   expect_error(PLN(Y ~ x + I(2 * x), data = df), "collinear")
+  ## the aliased columns are the ones lm() reports as NA
+  aliased <- names(which(is.na(coef(lm(Y[, 1] ~ x + I(2 * x), data = df)))))
+  expect_error(PLN(Y ~ x + I(2 * x), data = df), paste0("(", aliased, " is a linear"), fixed = TRUE)
   expect_error(PLN(Y ~ 1, data = df, weights = rep(-1, 30)), "`weights` must be positive")
   expect_error(PLN(Y ~ 0, data = df), "no column")
   expect_error(PLN(~ x, data = df), "`formula` must be a two-sided formula")
