@@ -341,6 +341,24 @@ __global__ void __launch_bounds__(TX* TY) reduce_kernel(ReduceArgs<T> a) {
 // (11600 x 114 times 114 x 114, and its Gram) too few tiles to fill the GPU.
 constexpr int GT = 64, GK = 16;
 
+// acc (this thread's 4 x 4 outputs) += the slab As' Bs (GK x GT each, in shared memory).
+template <typename T>
+__device__ __forceinline__ void tile_fma(T (&acc)[4][4], const T (*As)[GT], const T (*Bs)[GT],
+                                         int tx, int ty) {
+#pragma unroll
+  for (int kk = 0; kk < GK; ++kk) {
+    T av[4], bv[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) av[u] = As[kk][ty * 4 + u];
+#pragma unroll
+    for (int v = 0; v < 4; ++v) bv[v] = Bs[kk][tx * 4 + v];
+#pragma unroll
+    for (int u = 0; u < 4; ++u)
+#pragma unroll
+      for (int v = 0; v < 4; ++v) acc[u][v] += av[u] * bv[v];
+  }
+}
+
 // C (n x p) = M (n x p) Omega (p x p), all row-major.
 template <typename T>
 __global__ void __launch_bounds__(256) mo_kernel(const T* __restrict__ M, const T* __restrict__ Om,
@@ -350,11 +368,7 @@ __global__ void __launch_bounds__(256) mo_kernel(const T* __restrict__ M, const 
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   const int64_t row0 = static_cast<int64_t>(blockIdx.y) * GT;
   const int col0 = blockIdx.x * GT;
-  T acc[4][4];
-#pragma unroll
-  for (int u = 0; u < 4; ++u)
-#pragma unroll
-    for (int v = 0; v < 4; ++v) acc[u][v] = T(0);
+  T acc[4][4] = {};
   for (int k0 = 0; k0 < p; k0 += GK) {
 #pragma unroll
     for (int l = 0; l < 4; ++l) {
@@ -366,18 +380,7 @@ __global__ void __launch_bounds__(256) mo_kernel(const T* __restrict__ M, const 
                                                   : T(0);
     }
     __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < GK; ++kk) {
-      T av[4], bv[4];
-#pragma unroll
-      for (int u = 0; u < 4; ++u) av[u] = As[kk][ty * 4 + u];
-#pragma unroll
-      for (int v = 0; v < 4; ++v) bv[v] = Bs[kk][tx * 4 + v];
-#pragma unroll
-      for (int u = 0; u < 4; ++u)
-#pragma unroll
-        for (int v = 0; v < 4; ++v) acc[u][v] += av[u] * bv[v];
-    }
+    tile_fma(acc, As, Bs, tx, ty);
     __syncthreads();
   }
 #pragma unroll
@@ -404,11 +407,7 @@ __global__ void __launch_bounds__(256) gram_kernel(const T* __restrict__ M, cons
   const int i0 = blockIdx.y * GT, j0 = blockIdx.x * GT;
   const int64_t r0 = static_cast<int64_t>(blockIdx.z) * rows_per_chunk;
   const int64_t r1 = n < r0 + rows_per_chunk ? n : r0 + rows_per_chunk;
-  T acc[4][4];
-#pragma unroll
-  for (int u = 0; u < 4; ++u)
-#pragma unroll
-    for (int v = 0; v < 4; ++v) acc[u][v] = T(0);
+  T acc[4][4] = {};
   // The next slab's loads are issued before the current slab is multiplied (register prefetch).
   T na[4], nbv[4];
   auto fetch = [&](int64_t rb) {
@@ -430,18 +429,7 @@ __global__ void __launch_bounds__(256) gram_kernel(const T* __restrict__ M, cons
     }
     __syncthreads();
     if (rb + GK < r1) fetch(rb + GK);
-#pragma unroll
-    for (int kk = 0; kk < GK; ++kk) {
-      T av[4], bv[4];
-#pragma unroll
-      for (int u = 0; u < 4; ++u) av[u] = As[kk][ty * 4 + u];
-#pragma unroll
-      for (int v = 0; v < 4; ++v) bv[v] = Bs[kk][tx * 4 + v];
-#pragma unroll
-      for (int u = 0; u < 4; ++u)
-#pragma unroll
-        for (int v = 0; v < 4; ++v) acc[u][v] += av[u] * bv[v];
-    }
+    tile_fma(acc, As, Bs, tx, ty);
     __syncthreads();
   }
   T* out = part + static_cast<int64_t>(blockIdx.z) * p * p;
