@@ -130,6 +130,20 @@ std::string slug(std::string s) {
   return o;
 }
 
+// Protocol B1 (benchmarks.md): Adam lr 0.01, float32, the tutorial's start, every step run.
+pln::FitOptions b1_options(const std::string& backend, const std::string& device, int64_t steps) {
+  pln::FitOptions o;
+  o.backend = backend;
+  o.device = device;
+  o.dtype = "float32";
+  o.optimizer = "adam";
+  o.lr = 0.01;
+  o.maxit = steps;
+  o.tol = 0;
+  o.init = "tutorial";
+  return o;
+}
+
 // Runs with an environment variable set for the fused CUDA variants.
 struct Variant {
   std::string name, env, value;
@@ -254,16 +268,8 @@ int main(int argc, char** argv) {
                   {"no-graph", "PLN_CUDA_GRAPHS", "0"}};
         for (const auto& v : vars) {
           set_variant(v);
-          pln::FitOptions o;
-          o.backend = be;
-          o.device = dev;
-          o.dtype = "float32";
-          o.optimizer = "adam";
-          o.lr = 0.01;
-          o.maxit = cuda ? steps : cpu_steps;
-          o.tol = 0;
-          o.init = "tutorial";
-          fit_row("B1", D, o, false, v.name, cuda ? reps : 1, cuda ? 20 : 2);
+          fit_row("B1", D, b1_options(be, dev, cuda ? steps : cpu_steps), false, v.name,
+                  cuda ? reps : 1, cuda ? 20 : 2);
         }
         set_variant({"default", "", ""});
       }
@@ -285,17 +291,9 @@ int main(int argc, char** argv) {
                                                  {"own-gemm", "PLN_CUDA_GEMM", "own"}}) {
       set_variant(v);
       setenv("PLN_CUDA_PROFILE", "1", 1);
-      pln::FitOptions o;
-      o.backend = "fused";
-      o.device = "cuda";
-      o.dtype = "float32";
-      o.optimizer = "adam";
-      o.maxit = 300;
-      o.tol = 0;
-      o.init = "tutorial";
       try {
         pln::cuda::take_profile();
-        pln::fit(D.input(), o, {});
+        pln::fit(D.input(), b1_options("fused", "cuda", 300), {});
         for (const auto& pc : pln::cuda::take_profile()) pieces.push_back({v.name, pc.first, pc.second});
       } catch (const std::exception& e) {
         std::cout << "    profile " << v.name << " failed: " << e.what() << "\n";
@@ -377,15 +375,8 @@ int main(int argc, char** argv) {
       sc.gen_s = since(t0);
       pln::cuda::reset_peak(0);
 
-      pln::FitOptions o;
-      o.backend = "fused";
-      o.device = "cuda";
-      o.dtype = "float32";
-      o.optimizer = "adam";
-      o.lr = 0.01;
-      o.maxit = scale_steps;
-      o.tol = 0;
-      o.init = "lm";
+      pln::FitOptions o = b1_options("fused", "cuda", scale_steps);  // B1's recipe ...
+      o.init = "lm";                                                  // ... from the lm start
       t0 = Clock::now();
       const auto topt = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
       pln::Problem pb = pln::make_problem(D.input(), topt);

@@ -9,8 +9,8 @@
 //
 // Knobs for benchmarks and tests (environment): PLN_CUDA_GRAPHS=0 runs the steps un-captured;
 // PLN_CUDA_GEMM=own|own-gram|bmm the GEMMs (default cuBLAS); PLN_CUDA_COV=sweep|blocked|library
-// the p x p algebra (default Newton-Schulz; PLN_CUDA_NS_TAU its acceptance threshold on
-// ||I - Sigma Omega||_F, PLN_CUDA_NS_STATS=1 prints how often the gate recomputed Omega);
+// the p x p algebra (default Newton-Schulz; PLN_CUDA_NS_TAU the largest bound on Omega's relative
+// error it accepts, PLN_CUDA_NS_STATS=1 prints how often the gate recomputed Omega);
 // PLN_CUDA_FORK=1 reduces on a second stream beside the Gram; PLN_CUDA_PROFILE=1 times the pieces
 // of each step (see pln::cuda::take_profile()). Measured on an H200 at oaks x100
 // (inst/bench/results, NOTES-gpu.md): the sweep 78 us a step, the blocked one 65 us but ten times
@@ -242,6 +242,17 @@ struct ReduceArgs {
   int ngb;
 };
 
+// Lane y's share of a column sum over the R row blocks of the pass: part[r * stride + j] for
+// r = y, y + TY, ...; the TY lanes are then added in order. Every sum of the pass's partials goes
+// through here, so the first Newton-Schulz kernel gets s2sum to the bit as reduce_block does.
+__device__ __forceinline__ double lane_sum(const double* __restrict__ part, int64_t R,
+                                           int64_t stride, int64_t j, int y) {
+  double s = 0;
+#pragma unroll 4
+  for (int64_t r = y; r < R; r += TY) s += part[r * stride + j];
+  return s;
+}
+
 // One block of the reduction (b: its index among ncb + eb + ngb), with thread (tx, ty) of a
 // TX x TY block; also run by the first Newton-Schulz kernel's extra blocks.
 template <typename T>
@@ -251,11 +262,7 @@ __device__ __forceinline__ void reduce_block(const ReduceArgs<T>& a, int b, int 
   if (b < a.ncb) {
     const int64_t p = a.p, j = static_cast<int64_t>(b) * TX + tx;
     const bool col = j < p;
-    double s = 0;
-    if (col)
-#pragma unroll 4
-      for (int64_t r = ty; r < a.R; r += TY) s += a.part_s2[r * p + j];
-    sh[ty][tx] = s;
+    sh[ty][tx] = col ? lane_sum(a.part_s2, a.R, p, j, ty) : 0.0;
     __syncthreads();
     if (ty == 0 && col) {
       double t = 0;
@@ -269,9 +276,7 @@ __device__ __forceinline__ void reduce_block(const ReduceArgs<T>& a, int b, int 
       if (a.gfull) {
         if (ty == 0 && col) g = static_cast<double>(a.gfull[q * p + j]);
       } else {
-        if (col)
-#pragma unroll 4
-          for (int64_t r = ty; r < a.R; r += TY) g += a.part_g[(r * a.d + q) * p + j];
+        if (col) g = lane_sum(a.part_g + q * p, a.R, a.d * p, j, ty);
         sh[ty][tx] = g;
         __syncthreads();
         if (ty == 0) {
@@ -446,6 +451,19 @@ __global__ void __launch_bounds__(256) gram_kernel(const T* __restrict__ M, cons
 }
 
 // ------------------------------------------------------------------------------------------
+// Sigma from the Gram, as every p x p kernel below forms it.
+// G_ik read from the upper triangle (the Gram and Sigma are symmetric: one triangle, one value).
+template <typename T>
+__device__ __forceinline__ T upper(const T* __restrict__ G, int p, int i, int k) {
+  return i <= k ? G[i * p + k] : G[k * p + i];
+}
+
+// Sigma_ik as eager forms it, (G_ik + [i = k] s2_i) / wsum.
+template <typename T>
+__device__ __forceinline__ T sigma_entry(const T* __restrict__ G, int p, int i, int k,
+                                         const double* s2_i, double wsum) {
+  return (upper(G, p, i, k) + (i == k ? T(*s2_i) : T(0))) / T(wsum);
+}
 
 // ------------------------------------------------------------------------------------------
 // Sigma = (G + diag(s2sum)) / wsum (G read from its upper triangle), then Omega = Sigma^-1 and
@@ -484,7 +502,7 @@ __global__ void __launch_bounds__(SWB_THREADS) blocked_sweep_kernel(const T* __r
     C s = C(0);
     double l = 0;
     if (i < p) {
-      const T d = (G[i * p + i] + T(s2sum[i])) / T(wsum);
+      const T d = sigma_entry(G, p, i, i, s2sum + i, wsum);
       s = C(1) / sqrt(C(d));
       l = log(static_cast<double>(d));
     }
@@ -500,7 +518,7 @@ __global__ void __launch_bounds__(SWB_THREADS) blocked_sweep_kernel(const T* __r
       const int i = i0 + u, j = j0 + v;
       C x = (active && i == j) ? C(1) : C(0);  // padding beyond p: the identity
       if (active && i < p && j < p) {
-        const T sig = (G[i * p + j] + (i == j ? T(s2sum[i]) : T(0))) / T(wsum);  // i <= j here
+        const T sig = sigma_entry(G, p, i, j, s2sum + i, wsum);  // i <= j here
         Sigma[i * p + j] = sig;
         Sigma[j * p + i] = sig;
         if (i != j) x = C(sig) * sc[i] * sc[j];
@@ -642,9 +660,10 @@ constexpr int SW_THREADS = 544;  // 17 warps >= 32 * 33 / 2 tiles
 
 // Besides Sigma, Omega (T) and log det, it can: read Sigma itself (s2sum null: G is Sigma); also
 // write Omega in float64 (OmegaD, the Newton-Schulz state); write log det into ld[*ld_at] instead;
-// and act as the Newton-Schulz gate: with gate given, it first adds gate[0..nparts) (the squared
-// residual of the refined inverse, in a fixed order) and, when that is <= tau^2, only moves the
-// step counter on; otherwise (a large step, a non-finite Sigma) it computes Omega exactly.
+// and act as the Newton-Schulz gate: with gate given, it first adds gate[0..nparts) in a fixed
+// order (||R^2||_F^2, the bound on the refined inverse's relative error) and, when that is
+// <= accept, only moves the step counter on; otherwise (a large step, a non-finite Sigma) it
+// computes Omega exactly.
 struct SweepExtra {
   double* OmegaD = nullptr;
   double* ld = nullptr;
@@ -652,7 +671,7 @@ struct SweepExtra {
   int64_t ld_cap = 0;
   const double* gate = nullptr;
   int nparts = 0;
-  double tau2 = 0;
+  double accept = 0;
   int64_t* fallbacks = nullptr;  // counts the steps the gate recomputed
 };
 
@@ -671,7 +690,7 @@ __global__ void __launch_bounds__(SW_THREADS) sweep_kernel(const T* __restrict__
     if (tid == 0) {
       double r2 = 0;
       for (int b = 0; b < x.nparts; ++b) r2 += x.gate[b];
-      refined = r2 <= x.tau2;  // false for NaN
+      refined = r2 <= x.accept;  // false for NaN
       if (counter) *counter += 1;
       if (!refined && x.fallbacks) *x.fallbacks += 1;
     }
@@ -693,9 +712,7 @@ __global__ void __launch_bounds__(SW_THREADS) sweep_kernel(const T* __restrict__
       const int i = i0 + u, j = j0 + v;
       C e = C(0);
       if (active && i < p && j < p) {
-        const T gij = i <= j ? G[i * p + j] : G[j * p + i];
-        const T sig =  // Sigma as eager has it
-            s2sum ? (gij + (i == j ? T(s2sum[i]) : T(0))) / T(wsum) : gij;
+        const T sig = s2sum ? sigma_entry(G, p, i, j, s2sum + i, wsum) : upper(G, p, i, j);
         if (Sigma) {
           Sigma[i * p + j] = sig;
           Sigma[j * p + i] = sig;
@@ -791,7 +808,7 @@ __global__ void __launch_bounds__(SW_THREADS) sweep_kernel(const T* __restrict__
 //   Omega_2 = Omega_A (I + R)(I + R^2) = Sigma^-1 (I - R^4),
 // two refinements at the price of three products: R; then P = R^2 and X = Omega_A (I + R) side
 // by side; then Omega_2 = X + X P. Its relative error is at most ||P||^2 <= ||P||_F^2, which the
-// sweep above (as the gate) compares with tau and, when larger, recomputes Omega exactly. The
+// sweep above (as the gate) compares with tau (kNsTau*) and, when larger, recomputes Omega. The
 // products are 114 x 114 x 114 in float64 over 16 x 16 output tiles (64 blocks at p = 114)
 // instead of the 114 dependent pivots of a sweep. log det Sigma, needed for the ELBO only, comes
 // from the sweep on a side stream, off the step's critical path.
@@ -799,9 +816,8 @@ constexpr int NS = 16;
 constexpr int NS_THREADS = NS * NS;
 static_assert(NS_THREADS == TX * TY, "the first Newton-Schulz kernel also runs reduce blocks");
 
-// out_ij = base_ij + sum_k A_ik B_kj for this thread's (i, j) of tile (i0, j0) (zero past p):
-// rows i0.. of A (as fa(i, k)) and columns j0.. of B go to shared memory first. Returns the sum;
-// sA[ty][j] is A_ij afterwards.
+// sum_k A_ik B_kj for this thread's (i, j) of tile (i0, j0) (zero past p): rows i0.. of A (as
+// fa(i, k)) and columns j0.. of B go to shared memory first; sA[ty][j] is A_ij afterwards.
 template <typename FA>
 __device__ __forceinline__ double ns_tile_product(FA fa, const double* __restrict__ Bm, int p,
                                                   int i0, int j0, int tx, int ty,
@@ -871,11 +887,7 @@ __global__ void __launch_bounds__(NS_THREADS) ns_first_kernel(NsFirstArgs<T> a, 
   // s2sum of rows i0.. added exactly as reduce_block adds it: TY lanes, then the lanes in order.
   if (tid < TY * NS) {
     const int c = tid % NS, y = tid / NS;
-    double v = 0;
-    if (i0 + c < p)
-#pragma unroll 4
-      for (int64_t q = y; q < a.R_rows; q += TY) v += a.part_s2[q * p + i0 + c];
-    lanes[y][c] = v;
+    lanes[y][c] = i0 + c < p ? lane_sum(a.part_s2, a.R_rows, p, i0 + c, y) : 0.0;
   }
   __syncthreads();
   if (tid < NS) {
@@ -885,8 +897,7 @@ __global__ void __launch_bounds__(NS_THREADS) ns_first_kernel(NsFirstArgs<T> a, 
   }
   __syncthreads();
   auto sigma = [&](int i, int k) {
-    const T g = i <= k ? a.G[i * p + k] : a.G[k * p + i];
-    return static_cast<double>((g + (i == k ? T(s2[i - i0]) : T(0))) / T(a.wsum));
+    return static_cast<double>(sigma_entry(a.G, p, i, k, s2 + (i - i0), a.wsum));
   };
   const double acc = ns_tile_product(sigma, a.Om, p, i0, j0, tx, ty, sA, sB);
   const int i = i0 + ty, j = j0 + tx;
@@ -1251,7 +1262,7 @@ class FusedCuda : public Backend {
     join_sides();
     ++done_;
     finish(done_ - 1, 1);
-    return elbo_at(done_ - 1, 1).reshape({});
+    return elbo_at(done_ - 1, 1).reshape({}).clone();
   }
 
   void run(State& st, at::Tensor& trace, int64_t t0, int64_t count) override {
@@ -1299,7 +1310,7 @@ class FusedCuda : public Backend {
   // det the second stream computed.
   at::Tensor elbo_at(int64_t first, int64_t count) const {
     auto e = trace_.slice(0, first, first + count);
-    return ns_ ? e + (0.5 * pb_.wsum) * ld_.slice(0, first, first + count) : e.clone();
+    return ns_ ? e + (0.5 * pb_.wsum) * ld_.slice(0, first, first + count) : e;
   }
 
   // After steps [first, first + count): log det Sigma of the state (Sigma and Omega are current).
@@ -1545,7 +1556,7 @@ class FusedCuda : public Backend {
     // The gate: the exact inverse when the bound ||P||_F^2 on the relative error exceeds tau.
     SweepExtra gx{};
     gx.OmegaD = ptr<double>(OmA_); gx.gate = ptr<double>(part_r_); gx.nparts = nb;
-    gx.tau2 = ns_tau_;
+    gx.accept = ns_tau_;
     gx.fallbacks = ptr<int64_t>(fallbacks_);
     sweep_kernel<T, double><<<1, SW_THREADS, 0, stream>>>(
         ptr<T>(G_), ptr<double>(s2sum_), pb_.wsum, p, nullptr, ptr<T>(Omega_), ptr<T>(dOm_), nullptr,
