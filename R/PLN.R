@@ -39,8 +39,9 @@
 #'   columns): the error names the aliased columns, those [lm()] would report
 #'   as `NA`; their coefficients would not be identified, so drop them;
 #' * weights that are negative, zero, non-finite or not of length n. Zero
-#'   weights are refused rather than dropped silently (the `"newton"`
-#'   optimiser divides by them): remove those samples with `subset`;
+#'   weights are refused rather than dropped silently (a sample of weight
+#'   zero has no curvature for `"lbfgs"` to scale by): remove those samples
+#'   with `subset`;
 #' * unknown `backend`, `optimizer`, `dtype` or `device`; a backend or device
 #'   that this build lacks; `lr` not a positive finite number; `maxit` not a
 #'   whole number >= 1; `tol` outside \[0, 0.1\];
@@ -57,25 +58,49 @@
 #' `as.matrix()` on a sparse one); samples (rows) whose counts are all zero;
 #' a single species; a single sample; more species than samples (n < p).
 #'
+#' @section Convergence:
+#' The default optimiser, `"lbfgs"` (see [PLN_param()]), accepts a step only
+#' when it increases the ELBO, so `optim_par$objective` (the ELBO at the start
+#' and after each step) rises at every step, and the fit ends in one of three
+#' states, `optim_par$status`:
+#' * `"converged"`: the relative gain of the last step and the relative gain
+#'   predicted for the next one are both below `tol`: the gradient vanishes
+#'   to that precision;
+#' * `"maxit"`: `maxit` steps ran out first; a warning gives the last relative
+#'   change and the predicted one (not with `tol = 0`, which asks for all
+#'   `maxit` steps);
+#' * `"stalled"`: no step increases the ELBO in the precision of `dtype`
+#'   though a larger gain was predicted; a warning says so (float32 fits of
+#'   large data sets may end so: `dtype = "float64"` resolves them).
+#'
+#' A coefficient can have no finite optimum: a species absent from every
+#' sample of a level of a factor has its coefficient for that level drift to
+#' `-Inf` (as in a Poisson regression), at a gain that vanishes as fast as its
+#' exponential. The fit still converges, with that coefficient large and
+#' negative; it means "absent", not a number to interpret.
+#'
 #' @section Divergence:
-#' A fit that diverges stops with an error giving the step and a remedy
-#' (a lower `lr`, or `dtype = "float64"`), never with absurd or non-finite
-#' numbers: when the ELBO becomes non-finite (float32 overflow of `exp()`,
-#' variances collapsing to zero), when it falls more than 1000 times its size
-#' below its starting value (Rprop or Adam with too large a step), when it
-#' passes the `tol` test more than 0.1% below its start, or when the final
-#' parameters hold non-finite values. The starting point is always feasible, so
-#' none of these can be a maximum.
+#' Adam and Rprop can overshoot. A fit that diverges stops with an error
+#' giving the step and a remedy (a lower `lr`, or `dtype = "float64"`), never
+#' with absurd or non-finite numbers: when the ELBO becomes non-finite (float32
+#' overflow of `exp()`, variances collapsing to zero), when it falls more than
+#' 1000 times its size below its starting value, when it passes the `tol` test
+#' more than 0.1% below its start, or when the final parameters hold non-finite
+#' values. A start where the ELBO is not finite (starting values given in
+#' `init` out of range, offsets that overflow `exp()`) is an error that names
+#' it.
 #'
 #' @section Memory:
 #' Before any tensor is made, the fit estimates the memory it needs (at its
-#' peak, during setup: about 22 arrays of n x p numbers of `dtype` on the CPU,
-#' 14 on a GPU, plus 4 for the moments of Adam or Rprop; measured) and stops with an error naming that size when the device has less
-#' free (on a GPU: free memory plus LibTorch's unused cache; on the CPU:
-#' available memory and swap). `options(plntorch.max_memory = bytes)` sets a
-#' lower ceiling; `Inf` skips the check. An allocation that still fails during
-#' the fit gives the same error, with the size LibTorch tried to allocate; the
-#' fit's memory is released and the device stays usable for the next fit.
+#' peak, in arrays of n x p numbers of `dtype`, measured: on the CPU 44 for
+#' the default `"lbfgs"` with the fused backend, 56 with eager or script, 26
+#' for Adam or Rprop; on a GPU 36, 48 and 18) and stops with an error naming
+#' that size when the device has less free (on a GPU: free memory plus
+#' LibTorch's unused cache; on the CPU: available memory and swap).
+#' `options(plntorch.max_memory = bytes)` sets a lower ceiling; `Inf` skips
+#' the check. An allocation that still fails during the fit gives the same
+#' error, with the size LibTorch tried to allocate; the fit's memory is
+#' released and the device stays usable for the next fit.
 #'
 #' @section Interrupts and determinism:
 #' Ctrl-C (SIGINT) stops a fit within about 50 ms plus one step (on a GPU, up
@@ -97,9 +122,13 @@
 #'   (exp(Z + S2 / 2)), n x p;
 #' * `loglik`, `loglik_vec` (per sample, unweighted), `nb_param`, `BIC`, `ICL`,
 #'   `entropy` and `criteria` (a one-row data frame of these);
-#' * `optim_par`: `steps`, `objective` (the ELBO at each step), `status`
-#'   (`"converged"` or `"maxit"`), `backend`, `device`, `dtype`,
-#'   `optimizer`, `lr`, `seconds` (wall time of the optimisation loop),
+#' * `optim_par`: `steps`, `objective` (the ELBO trace: for `"lbfgs"` at
+#'   the start and after each step, for Adam and Rprop before each step),
+#'   `status` (`"converged"`, `"maxit"` or `"stalled"`, see "Convergence"),
+#'   `backend`, `device`, `dtype`, `optimizer`, `lr`, `tol`, `last_change`
+#'   (the last step's relative change of the ELBO), `predicted_change` (for
+#'   `"lbfgs"`, the relative gain its next step predicted), `seconds` (wall
+#'   time of the optimisation loop),
 #'   `setup_seconds` (data transfer, start, compilation), `threads`;
 #' * `call`, `formula`, `terms`, `xlevels`, `contrasts`, `weights`.
 #'
@@ -162,6 +191,7 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
                X = "the model matrix of `formula`", w = "`weights`"))
 
   fit_engine <- fit_pln_engine(dat, control)
+  warn_not_converged(fit_engine)
   new_PLNfit_torch(fit_engine, dat,
                    call = call, formula = formula,
                    terms = terms,
@@ -177,7 +207,32 @@ fit_pln_engine <- function(dat, control) {
     check_start(control$init, nrow(dat$Y), ncol(dat$Y), ncol(dat$X)) else list()
   res <- engine_fit(dat, ctrl, start)
   res$lr <- ctrl$lr
+  res$tol <- ctrl$tol
   name_engine_result(res, dat$names)
+}
+
+## A fit that did not reach a stationary point says so, with what is left (not when tol = 0
+## asked for a fixed number of steps).
+warn_not_converged <- function(res) {
+  change <- function(x) if (is.finite(x)) format(signif(x, 2)) else "NA"
+  if (identical(res$status, "maxit") && res$tol > 0)
+    warning(sprintf(paste0(
+      "the fit stopped at maxit = %d steps before converging: the ELBO's last relative change ",
+      "was %s%s (tol = %s); raise `maxit` in PLN_param(), or continue from this fit with ",
+      "init = list(B = coef(fit), M = fit$var_par$M, S = fit$var_par$S)."),
+      res$steps, change(res$last_change),
+      if (is.finite(res$predicted_change))
+        sprintf(" and the next step's predicted one %s", change(res$predicted_change)) else "",
+      format(res$tol)), call. = FALSE)
+  else if (identical(res$status, "stalled") && res$tol > 0)
+    warning(sprintf(paste0(
+      "the fit stopped at step %d: no step along its direction increases the ELBO in %s, ",
+      "though a relative gain of %s was predicted; the result is at the limit of that ",
+      "precision%s."),
+      res$steps, res$dtype, change(res$predicted_change),
+      if (identical(res$dtype, "float32")) " (dtype = \"float64\" resolves it)" else ""),
+      call. = FALSE)
+  invisible(res)
 }
 
 ## Builds the fit object from a named engine result (see PLN()'s Value).
@@ -203,7 +258,9 @@ new_PLNfit_torch <- function(res, dat, ...) {
     criteria = data.frame(nb_param = nb_param, loglik = loglik, BIC = BIC, ICL = ICL),
     optim_par = list(steps = res$steps, objective = res$objective, status = res$status,
                      backend = res$backend, device = res$device, dtype = res$dtype,
-                     optimizer = res$optimizer, lr = res$lr, seconds = res$seconds,
+                     optimizer = res$optimizer, lr = res$lr, tol = res$tol,
+                     last_change = res$last_change, predicted_change = res$predicted_change,
+                     seconds = res$seconds,
                      setup_seconds = res$setup_seconds, threads = res$threads),
     ...
   ), class = "PLNfit_torch")

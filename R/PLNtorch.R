@@ -29,13 +29,12 @@
 #' * `backend`: `"eager"` (default), `"script"` or `"fused"` (see
 #'   [PLN_param()] and [pln_backends()]).
 #' * `device`: `"cpu"` (default), `"cuda"` or `"cuda:N"`.
-#' * `dtype`: `"float64"` or `"float32"`; `NULL` takes float64 on CPU and
-#'   float32 on CUDA.
+#' * `dtype`: `"float64"` or `"float32"`; `NULL` takes float64.
 #' * `N_iter`: maximum number of optimisation steps of this fit.
 #' * `lr`: learning rate; `NULL` takes the optimiser's default of [PLN_param()].
 #' * `tol`: stop when the relative change of the ELBO falls below `tol`; 0 runs
 #'   `N_iter` steps.
-#' * `optimizer`: `"rprop"` (default, as in the tutorial), `"adam"` or `"newton"` (see [PLN_param()]).
+#' * `optimizer`: `"rprop"` (default, as in the tutorial), `"adam"` or `"lbfgs"` (see [PLN_param()]).
 #' * `verbose`: print the engine's progress and a summary line.
 #' * `from`: first step to plot.
 #'
@@ -93,8 +92,7 @@ PLNtorch <- R6::R6Class("PLNtorch",
       self$backend <- check_choice(backend, "backend", .pln_choices$backend)
       self$device <- check_device(device)
       dtype <- check_choice(dtype, "dtype", .pln_choices$dtype, null_ok = TRUE)
-      if (is.null(dtype))
-        dtype <- .pln_defaults$dtype[[if (startsWith(device, "cuda")) "cuda" else "cpu"]]
+      if (is.null(dtype)) dtype <- .pln_defaults$dtype
       self$dtype <- dtype
       if (missing(Y)) stop_arg("`Y` is missing.")
       dat <- check_pln_data(Y, O, X, w)
@@ -124,7 +122,10 @@ PLNtorch <- R6::R6Class("PLNtorch",
       res <- fit_pln_engine(private$dat, ctrl)
       self$B <- res$B; self$M <- res$M; self$S <- res$S
       self$Sigma <- res$Sigma; self$Omega <- res$Omega
-      self$ELBO_list <- c(self$ELBO_list, res$objective)
+      ## lbfgs also records the ELBO at its start (the last value of the previous fit): one value
+      ## per step here, the ELBO after it
+      self$ELBO_list <- c(self$ELBO_list,
+                          if (identical(res$optimizer, "lbfgs")) res$objective[-1L] else res$objective)
       self$loglik_vec <- res$loglik_vec
       self$loglik <- sum(private$dat$w * res$loglik_vec)
       self$last_fit <- list(steps = res$steps, status = res$status, seconds = res$seconds,

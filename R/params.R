@@ -3,9 +3,10 @@
 ## (arguments left NULL) are resolved from this list by resolve_control(). Tune here.
 .pln_defaults <- list(
   backend_preference = c("fused", "script", "eager"), # backend = NULL: first one built
-  dtype       = c(cpu = "float64", cuda = "float32"), # dtype = NULL: by device type
-  lr          = c(newton = 1, adam = 0.01, rprop = 0.05), # lr = NULL: by optimizer
-  tol         = c(newton = 2e-7, adam = 1e-10, rprop = 1e-10), # tol = NULL: by optimizer
+  dtype       = "float64",                             # dtype = NULL
+  lr          = c(lbfgs = 1, adam = 0.01, rprop = 0.05), # lr = NULL: by optimizer (lbfgs: unused)
+  ## tol = NULL: by optimizer, and for lbfgs by dtype (float32 resolves relative changes of ~1e-7)
+  tol         = list(lbfgs = c(float64 = 1e-9, float32 = 1e-6), adam = 1e-10, rprop = 1e-10),
   check_every = 0L,                                   # NULL -> 0: the engine's default
   num_threads = 0L                                    # NULL -> 0: leave LibTorch's setting
 )
@@ -13,7 +14,7 @@
 .pln_choices <- list(
   backend   = c("eager", "script", "fused"),
   dtype     = c("float64", "float32"),
-  optimizer = c("newton", "adam", "rprop"),
+  optimizer = c("lbfgs", "adam", "rprop"),
   init      = c("lm", "tutorial")
 )
 
@@ -31,24 +32,38 @@
 #'   * `"script"`: the same objective compiled by TorchScript;
 #'   * `"fused"`: analytic gradients without autograd.
 #' @param device `"cpu"` (default), `"cuda"` or `"cuda:N"` (the N-th GPU).
-#' @param dtype `NULL` (the default: `"float64"` on CPU, `"float32"` on CUDA),
-#'   `"float64"` or `"float32"`.
-#' @param optimizer `"newton"` (default), `"rprop"` (PyTorch's Rprop) or `"adam"`
-#'   (PyTorch's Adam). `"newton"` takes, at each step, a Newton step in each
-#'   entry of M with its diagonal curvature `A + diag(Omega)`, sets
-#'   `S^2 = 1 / (A + diag(Omega))`, and moves the part of M that lies in the span
-#'   of X into B (which leaves `Z` unchanged and maximises the ELBO over such
-#'   shifts); it rises monotonically on oaks and converges in a few hundred
-#'   steps, where first-order rules need thousands. Every backend runs it (the
-#'   autograd backends take the gradient in M from autograd).
+#' @param dtype `NULL` (the default: `"float64"`), `"float64"` or `"float32"`.
+#'   float32 halves the memory of a fit (a GPU holds twice the data) at the
+#'   price of precision: its ELBO is resolved to a relative ~1e-7, a few
+#'   log-likelihood units on large data sets, enough to move a comparison of
+#'   models by BIC.
+#' @param optimizer `"lbfgs"` (default), `"adam"` (PyTorch's Adam) or `"rprop"`
+#'   (PyTorch's Rprop). `"lbfgs"` maximises the ELBO with B and Omega in closed
+#'   form at every point (B the weighted least squares of the variational
+#'   means on X, Omega the inverse of their covariance), over the variational
+#'   means and log-variances, by a limited-memory quasi-Newton method (L-BFGS,
+#'   5 pairs) whose initial inverse Hessian is the model's own curvature (per
+#'   entry a 2 x 2 Newton block in the mean and log-variance, per species the
+#'   Newton step of its coefficients), with a backtracking line search on the
+#'   ELBO itself: every step it accepts increases the ELBO, and it stops at a
+#'   stationary point (see `tol`). Every backend runs it (the autograd backends
+#'   take its gradient from autograd). Adam and Rprop are the first-order rules
+#'   of the torch tutorials: they need thousands of steps, and their ELBO need
+#'   not rise at every step.
 #' @param lr learning rate (Rprop: initial step size), a positive number; `NULL`
-#'   (default) takes 0.05 for Rprop and 0.01 for Adam. `"newton"` has none and
-#'   ignores it.
-#' @param maxit maximum number of optimisation steps (default 10000).
-#' @param tol stop when the relative change of the ELBO between two steps falls
-#'   below `tol` (a number in \[0, 0.1\]); `0` runs all `maxit` steps. `NULL` (default) takes 2e-7 for
-#'   `"newton"` (whose ELBO rises monotonically) and 1e-10 for the first-order
-#'   rules (whose ELBO moves in small steps long before they converge).
+#'   (default) takes 0.05 for Rprop and 0.01 for Adam. `"lbfgs"` has none (its
+#'   line search sets the step) and ignores it.
+#' @param maxit maximum number of optimisation steps (default 10000). A fit
+#'   that reaches it warns, giving the ELBO's last relative change.
+#' @param tol convergence tolerance, a number in \[0, 0.1\]; `0` never stops
+#'   early. `"lbfgs"` stops when both the relative gain of its last step and
+#'   the gain its next step predicts (the slope along its direction, relative to
+#'   the ELBO, which bounds the remaining gain near the optimum) fall below
+#'   `tol`: a point where the gradient vanishes to that precision. `NULL`
+#'   (default) takes 1e-9 for `"lbfgs"` in float64 (1e-6 in float32) and 1e-10
+#'   for the first-order rules, which stop when the relative change of the ELBO
+#'   between two steps falls below it (a weaker test: their steps can be small
+#'   long before the optimum).
 #' @param init starting point: `"lm"` (default; B by weighted least squares of
 #'   `log(1 + Y) - O` on X, M the residuals, S = 1 / sqrt(1 + Y)), `"tutorial"`
 #'   (B = 0, M = 0, S = 1, as in the torch tutorials), or a list with some of
@@ -70,7 +85,7 @@
 #' fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks, control = ctrl)
 #' fit$optim_par$steps
 PLN_param <- function(backend = NULL, device = "cpu", dtype = NULL,
-                      optimizer = "newton", lr = NULL, maxit = 10000,
+                      optimizer = "lbfgs", lr = NULL, maxit = 10000,
                       tol = NULL, init = "lm", check_every = NULL,
                       num_threads = NULL, trace = 0) {
   ctrl <- list(
@@ -130,10 +145,12 @@ resolve_control <- function(ctrl, info = pln_backends_engine()) {
       stop(sprintf("`device` \"%s\" does not exist: %d CUDA device(s), numbered from 0.",
                    ctrl$device, info$cuda_devices), call. = FALSE)
   }
-  device_type <- if (startsWith(ctrl$device, "cuda")) "cuda" else "cpu"
-  if (is.null(ctrl$dtype)) ctrl$dtype <- .pln_defaults$dtype[[device_type]]
+  if (is.null(ctrl$dtype)) ctrl$dtype <- .pln_defaults$dtype
   if (is.null(ctrl$lr)) ctrl$lr <- .pln_defaults$lr[[ctrl$optimizer]]
-  if (is.null(ctrl$tol)) ctrl$tol <- .pln_defaults$tol[[ctrl$optimizer]]
+  if (is.null(ctrl$tol)) {
+    tol <- .pln_defaults$tol[[ctrl$optimizer]]
+    ctrl$tol <- if (length(tol) > 1L) tol[[ctrl$dtype]] else tol
+  }
   if (is.null(ctrl$check_every)) ctrl$check_every <- .pln_defaults$check_every
   if (is.null(ctrl$num_threads)) ctrl$num_threads <- .pln_defaults$num_threads
   max_memory <- getOption("plntorch.max_memory")

@@ -88,6 +88,8 @@ Rcpp::List pln_fit_engine(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B0, SEXP M0, SEXP
       Rcpp::Named("objective") = Rcpp::wrap(r.objective),
       Rcpp::Named("loglik_vec") = Rcpp::wrap(r.loglik_vec),
       Rcpp::Named("steps") = static_cast<double>(r.steps), Rcpp::Named("status") = r.status,
+      Rcpp::Named("last_change") = r.last_change,
+      Rcpp::Named("predicted_change") = r.predicted_change,
       Rcpp::Named("seconds") = r.seconds, Rcpp::Named("setup_seconds") = r.setup_seconds,
       Rcpp::Named("backend") = r.backend, Rcpp::Named("device") = r.device,
       Rcpp::Named("dtype") = r.dtype, Rcpp::Named("optimizer") = r.optimizer,

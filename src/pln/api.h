@@ -37,10 +37,12 @@ struct FitOptions {
   std::string backend = "eager";   // eager | script | fused
   std::string device = "cpu";      // cpu | cuda | cuda:N
   std::string dtype = "float64";   // float64 | float32
-  std::string optimizer = "adam";  // adam | rprop
+  std::string optimizer = "lbfgs";  // lbfgs | adam | rprop
   double lr = 0.01;
   int64_t maxit = 1000;
-  double tol = 1e-9;               // relative change of the ELBO; <= 0: never stop early
+  // lbfgs: stop when the last step's relative gain and the next one's predicted relative gain are
+  // both below tol; adam, rprop: when the relative change of the ELBO is. <= 0: never stop early.
+  double tol = 1e-9;
   std::string init = "lm";         // lm | tutorial
   int64_t check_every = 0;         // steps between convergence checks; 0: per-device default
   int num_threads = 0;             // 0: leave LibTorch's setting alone
@@ -52,10 +54,14 @@ struct FitOptions {
 
 struct FitResult {
   Matrix B, M, S, Sigma, Omega;
-  std::vector<double> objective;   // ELBO at each step taken
+  // ELBO trace: lbfgs, at the start and after each iteration (steps + 1 values, increasing);
+  // adam, rprop: before each step (steps values).
+  std::vector<double> objective;
   std::vector<double> loglik_vec;  // per-observation J_i at the final state, unweighted
   int64_t steps = 0;
-  std::string status;              // converged | maxit
+  std::string status;              // converged | maxit | stalled (lbfgs: see lbfgs.h)
+  double last_change = 0;          // relative change of the ELBO over the last step
+  double predicted_change = 0;     // lbfgs: the next step's predicted relative gain; NaN otherwise
   double seconds = 0;              // optimisation loop only
   double setup_seconds = 0;        // data transfer, start, compilation
   int threads = 0;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <fstream>
 #include <limits>
 #include <new>
@@ -19,6 +20,7 @@
 #include "api.h"
 #include "backend.h"
 #include "elbo.h"
+#include "lbfgs.h"
 #include "threads.h"
 #ifdef PLN_CUDA_KERNELS
 #include "cuda_util.h"
@@ -57,16 +59,16 @@ auto guarded(F&& f) -> decltype(f()) {
 
 // ---- Memory: what a fit needs, what the device offers, and the message when it does not fit.
 
-// Arrays of n x p elements of dtype a fit holds at its peak, which comes during setup (the input
-// copies, log y!, the lm start) plus the optimiser's four moment arrays (none for newton).
-// Measured: on CUDA, fused Adam at n = 1e6, p = 1000, float32, 72.1 GB = 18 arrays
-// (inst/bench/bench.cpp); on the CPU, every backend at n = 20000, p = 500, ~26 arrays with Adam
-// and ~22 with newton (peak resident memory; the CPU allocator keeps more of the setup's
-// temporaries). eager and script also keep autograd's saved tensors during a step on CUDA.
+// Arrays of n x p elements of dtype a fit holds at its peak: the setup's (the input copies, the lm
+// start) plus the optimiser's: four moment arrays for Adam and Rprop; for lbfgs its pairs (four
+// arrays each) and its working arrays (point, trial point, gradient, direction, A, profiles), and
+// for eager and script autograd's saved tensors. Measured (peak resident memory of the whole PLN()
+// call at n = 20000, p = 500 on the CPU; on CUDA, fused Adam at n = 1e6, p = 1000, float32,
+// 72.1 GB = 18 arrays, inst/bench/bench.cpp): CPU lbfgs 44 (fused) and 56 (eager), Adam ~26.
 double arrays_needed(const FitOptions& opt, bool cuda) {
-  const double moments = opt.optimizer == "newton" ? 0 : 4;
-  if (!cuda) return 22 + moments;
-  return 14 + moments + (opt.backend == "fused" ? 0 : 2);
+  const bool fused = opt.backend == "fused";
+  if (opt.optimizer == "lbfgs") return (cuda ? 36 : 44) + (fused ? 0 : 12);
+  return (cuda ? 18 : 26) + (cuda && !fused ? 2 : 0);
 }
 
 double fit_bytes(const FitInput& in, const FitOptions& opt) {
@@ -123,7 +125,7 @@ std::runtime_error not_enough_memory(const FitInput& in, const FitOptions& opt, 
     m << " and " << bytes_str(avail) << " is free";
   m << "; try ";
   if (opt.dtype != "float32") m << "dtype = 'float32', ";
-  if (opt.optimizer != "newton") m << "optimizer = 'newton' (no moment arrays), ";
+  if (opt.optimizer == "lbfgs") m << "optimizer = 'adam' (fewer arrays), ";
   if (opt.device.rfind("cuda", 0) == 0) m << "device = 'cpu', ";
   m << "or fewer samples";
   return std::runtime_error(m.str());
@@ -189,6 +191,70 @@ void check_finite_result(const FitResult& r) {
                              "; " + kDivergeHint);
 }
 
+// The ELBO at the starting point is not finite: name the starting values, not the optimiser.
+std::string not_finite_start(const FitInput& in) {
+  if (in.B0.present() || in.M0.present() || in.S0.present())
+    return "the ELBO is not finite at the starting values given in `init` (B, M, S): "
+           "exp(O + X B + M + S^2 / 2) overflows, or S is so small or so large that log(S^2) or "
+           "the covariance of M and S is out of range; give values of the scale of the data";
+  return "the ELBO is not finite at the starting point: the offsets, covariates or counts are "
+         "out of the range this dtype can represent (exp(O + X B + M) overflows); use "
+         "dtype = 'float64' or rescale the offsets";
+}
+
+// Adam and Rprop: `backend.run()` in chunks of steps between checks of the trace (kept on the
+// device: on a GPU each check copies it back, a sync), convergence on the relative change of the
+// ELBO, and the divergence rules. Returns the steps taken.
+int64_t first_order_loop(const FitInput& in, const FitOptions& opt, const at::Device& dev,
+                         Backend& backend, State& st, std::vector<double>& obj,
+                         std::string& status, const std::function<void()>& poll,
+                         const Callbacks& cb) {
+  // Every 100 steps on a GPU (< 2% of a step budget at 0.1 ms / step); on the CPU checks are free.
+  const int64_t k = opt.check_every > 0 ? opt.check_every : (dev.is_cuda() ? 100 : 1);
+  auto trace = at::empty({opt.maxit}, at::TensorOptions().device(dev).dtype(at::kDouble));
+  obj.reserve(static_cast<size_t>(opt.maxit));
+  status = "maxit";
+  int64_t t = 0;
+  while (t < opt.maxit) {
+    const int64_t count = std::min(k, opt.maxit - t);
+    backend.run(st, trace, t, count);
+    t += count;
+    // Fetch the steps run since the last check (one device-to-host copy) and inspect them.
+    auto chunk = trace.slice(0, static_cast<int64_t>(obj.size()), t).to(at::kCPU);
+    const double* v = chunk.data_ptr<double>();
+    bool converged = false;
+    for (int64_t s = 0; s < chunk.size(0); ++s) {
+      const double J = v[s];
+      if (!std::isfinite(J)) {
+        if (obj.empty()) throw std::runtime_error(not_finite_start(in));
+        throw diverged(obj.size() + 1, "became non-finite");
+      }
+      // obj[0] is the ELBO at the start. The start is a feasible point, so an ELBO that falls
+      // orders of magnitude below it is a divergence, even if it then stalls (Rprop at its
+      // maximal step size, or float32 exp() just below overflow, moves it by a relative 1e-10).
+      if (!obj.empty() && J < obj.front() - kDivergeFactor * std::max(std::fabs(obj.front()), 1.0))
+        throw diverged(obj.size() + 1, "fell from " + fmt(obj.front()) + " at the start to " +
+                                           fmt(J));
+      if (!obj.empty() && opt.tol > 0 && !converged &&
+          std::fabs(J - obj.back()) <= opt.tol * std::fabs(J)) {
+        // Settling below the start is not convergence: the optimiser lost the ground it stood on.
+        if (J < obj.front() - kSettleMargin * std::fabs(obj.front()))
+          throw diverged(obj.size() + 1, "settled at " + fmt(J) + ", below its start " +
+                                             fmt(obj.front()));
+        converged = true;
+      }
+      obj.push_back(J);
+    }
+    if (opt.trace > 0 && cb.progress) cb.progress(t, obj.back());
+    if (converged) {
+      status = "converged";
+      break;
+    }
+    poll();
+  }
+  return t;
+}
+
 at::TensorOptions tensor_options(const std::string& device, const std::string& dtype) {
   return at::TensorOptions().device(parse_device(device)).dtype(parse_dtype(dtype));
 }
@@ -241,58 +307,40 @@ FitResult fit_impl(const FitInput& in, const FitOptions& opt, const Callbacks& c
   Problem pb = make_problem(in, topt);
   State st = initial_state(pb, in, opt.init);
   auto backend = make_backend(pb, opt);
-  backend->prepare(st);
+  const bool quasi_newton = opt.optimizer == "lbfgs";
+  if (!quasi_newton) backend->prepare(st);
   st.logdet.item<double>();  // waits for the device: setup is timed apart from the loop
 
   FitResult res;
   res.setup_seconds = seconds_since(t_setup);
-  // On a GPU each check copies the trace back, a sync: do it every 100 steps (< 2% of a step
-  // budget at 0.1 ms / step); on the CPU checks are free.
-  const int64_t k = opt.check_every > 0 ? opt.check_every : (dev.is_cuda() ? 100 : 1);
-  auto trace = at::empty({opt.maxit}, topt.dtype(at::kDouble));
   std::vector<double>& obj = res.objective;
-  obj.reserve(static_cast<size_t>(opt.maxit));
-
   const auto t0 = Clock::now();
   auto last_poll = t0;
-  res.status = "maxit";
-  int64_t t = 0;
-  while (t < opt.maxit) {
-    const int64_t count = std::min(k, opt.maxit - t);
-    backend->run(st, trace, t, count);
-    t += count;
-    // Fetch the steps run since the last check (one device-to-host copy) and inspect them.
-    auto chunk = trace.slice(0, static_cast<int64_t>(obj.size()), t).to(at::kCPU);
-    const double* v = chunk.data_ptr<double>();
-    bool converged = false;
-    for (int64_t s = 0; s < chunk.size(0); ++s) {
-      const double J = v[s];
-      if (!std::isfinite(J)) throw diverged(obj.size() + 1, "became non-finite");
-      // obj[0] is the ELBO at the start. The start is a feasible point, so an ELBO that falls
-      // orders of magnitude below it is a divergence, even if it then stalls (Rprop at its
-      // maximal step size, or float32 exp() just below overflow, moves it by a relative 1e-10).
-      if (!obj.empty() && J < obj.front() - kDivergeFactor * std::max(std::fabs(obj.front()), 1.0))
-        throw diverged(obj.size() + 1, "fell from " + fmt(obj.front()) + " at the start to " +
-                                           fmt(J));
-      if (!obj.empty() && opt.tol > 0 && !converged &&
-          std::fabs(J - obj.back()) <= opt.tol * std::fabs(J)) {
-        // Settling below the start is not convergence: the optimiser lost the ground it stood on.
-        if (J < obj.front() - kSettleMargin * std::fabs(obj.front()))
-          throw diverged(obj.size() + 1, "settled at " + fmt(J) + ", below its start " +
-                                             fmt(obj.front()));
-        converged = true;
-      }
-      obj.push_back(J);
-    }
-    if (opt.trace > 0 && cb.progress) cb.progress(t, obj.back());
-    if (converged) {
-      res.status = "converged";
-      break;
-    }
-    if (cb.interrupted && std::chrono::duration<double>(Clock::now() - last_poll).count() > 0.05) {
+  auto poll = [&] {
+    if (cb.interrupted && seconds_since(last_poll) > 0.05) {
       last_poll = Clock::now();
       if (cb.interrupted()) throw Interrupted();
     }
+  };
+  int64_t t = 0;
+  if (quasi_newton) {
+    auto progress = [&](int64_t step, double J) {
+      if (opt.trace > 0 && cb.progress) cb.progress(step, J);
+    };
+    auto qn = run_quasi_newton(pb, *backend, opt, st, poll, progress);
+    if (qn.objective.empty() || !std::isfinite(qn.objective.front()))
+      throw std::runtime_error(not_finite_start(in));
+    obj = std::move(qn.objective);
+    t = qn.iterations;
+    res.status = qn.status;
+    res.last_change = qn.last_gain;
+    res.predicted_change = qn.predicted_gain;
+  } else {
+    t = first_order_loop(in, opt, dev, *backend, st, obj, res.status, poll, cb);
+    res.last_change = obj.size() > 1 ? std::fabs(obj.back() - obj[obj.size() - 2]) /
+                                           std::fabs(obj.back())
+                                     : std::numeric_limits<double>::quiet_NaN();
+    res.predicted_change = std::numeric_limits<double>::quiet_NaN();
   }
   // The last check copied the trace back, which waited for the device.
   res.seconds = seconds_since(t0);

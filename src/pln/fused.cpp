@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 #include "backend.h"
@@ -20,52 +21,16 @@ StepConst<T> cast(const StepConst<double>& c) {
           T(c.eta_minus), T(c.eta_plus), T(c.step_min), T(c.step_max)};
 }
 
-// Rows are cut into a fixed number of blocks that depends on n alone and the block sums are
-// added in block order, so the result does not depend on the number of threads.
-template <typename T, Opt OPT>
-PassResult pass_cpu_impl(const PassTensors& t, const StepConst<double>& cd) {
-  const StepConst<T> c = cast<T>(cd);
-  const int64_t n = t.Y.size(0), p = t.Y.size(1), d = t.X.size(1);
+// Rows are cut into a fixed number of blocks that depends on n alone; body(b, i0, i1) handles the
+// rows [i0, i1) of block b and writes its partial sums to slots of its own, which the caller adds
+// in block order, so that results do not depend on the number of threads.
+template <typename F>
+void row_blocks(int64_t n, int64_t& nb, F&& body, bool run = true) {
   const int64_t bs = std::max<int64_t>(32, (n + 255) / 256);
-  const int64_t nb = (n + bs - 1) / bs;
-  std::vector<double> e_blk(nb, 0.0), gB_blk(nb * d * p, 0.0), s2_blk(nb * p, 0.0);
-
-  const T *Y = t.Y.data_ptr<T>(), *O = t.O.data_ptr<T>(), *XB = t.XB.data_ptr<T>(),
-          *LF = t.LF.data_ptr<T>(), *MO = t.MO.data_ptr<T>(), *dOm = t.dOm.data_ptr<T>(),
-          *w = t.w.data_ptr<T>(), *X = t.X.data_ptr<T>();
-  T *M = t.M.data_ptr<T>(), *S = t.S.data_ptr<T>(), *m1 = t.m1.data_ptr<T>(),
-    *m2 = t.m2.data_ptr<T>(), *s1 = t.s1.data_ptr<T>(), *s2 = t.s2.data_ptr<T>();
-
+  nb = (n + bs - 1) / bs;
+  if (!run) return;
   auto blocks = [&](int64_t b0, int64_t b1) {
-    std::vector<T> r(p);
-    for (int64_t b = b0; b < b1; ++b) {
-      double e = 0;
-      double* gB = gB_blk.data() + b * d * p;
-      double* s2s = s2_blk.data() + b * p;
-      for (int64_t i = b * bs; i < std::min(n, (b + 1) * bs); ++i) {
-        const int64_t off = i * p;
-        const T wi = w[i];
-        double row = 0;
-        for (int64_t j = 0; j < p; ++j) {
-          const int64_t k = off + j;
-          // newton keeps no optimiser state (null arrays): bind its unused slots to a scratch.
-          T scratch = 0;
-          const bool st = OPT != Opt::newton;
-          row += entry<T, OPT>(Y[k], O[k], XB[k], LF[k], MO[k], dOm[j], wi, M[k], S[k],
-                               st ? m1[k] : scratch, st ? m2[k] : scratch,
-                               st ? s1[k] : scratch, st ? s2[k] : scratch, r[j], c);
-          s2s[j] += static_cast<double>(wi) * S[k] * S[k];
-        }
-        e += static_cast<double>(wi) * row;
-        for (int64_t q = 0; q < d; ++q) {
-          const double x = X[i * d + q];
-          if (x == 0) continue;
-          double* g = gB + q * p;
-          for (int64_t j = 0; j < p; ++j) g[j] += x * r[j];
-        }
-      }
-      e_blk[b] = e;
-    }
+    for (int64_t b = b0; b < b1; ++b) body(b, b * bs, std::min(n, (b + 1) * bs));
   };
   // One thread: call directly. OpenMP's own default (all cores) would otherwise start a team whose
   // idle members spin beside the BLAS threads.
@@ -73,37 +38,123 @@ PassResult pass_cpu_impl(const PassTensors& t, const StepConst<double>& cd) {
     blocks(0, nb);
   else
     at::parallel_for(0, nb, 1, blocks);
+}
 
-  double e = 0;
+int64_t block_count(int64_t n) {
+  int64_t nb = 0;
+  row_blocks(n, nb, [](int64_t, int64_t, int64_t) {}, false);
+  return nb;
+}
+
+double ordered_sum(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return s;
+}
+
+template <typename T, Opt OPT>
+PassResult pass_cpu_impl(const PassTensors& t, const StepConst<double>& cd) {
+  const StepConst<T> c = cast<T>(cd);
+  const int64_t n = t.Y.size(0), p = t.Y.size(1), d = t.X.size(1);
+  const int64_t nb = block_count(n);
+  std::vector<double> e_blk(nb, 0.0), gB_blk(nb * d * p, 0.0), s2_blk(nb * p, 0.0);
+
+  const T *Y = t.Y.data_ptr<T>(), *O = t.O.data_ptr<T>(), *XB = t.XB.data_ptr<T>(),
+          *MO = t.MO.data_ptr<T>(), *dOm = t.dOm.data_ptr<T>(), *w = t.w.data_ptr<T>(),
+          *X = t.X.data_ptr<T>();
+  T *M = t.M.data_ptr<T>(), *S = t.S.data_ptr<T>(), *m1 = t.m1.data_ptr<T>(),
+    *m2 = t.m2.data_ptr<T>(), *s1 = t.s1.data_ptr<T>(), *s2 = t.s2.data_ptr<T>();
+
+  int64_t nb2 = 0;
+  row_blocks(n, nb2, [&](int64_t b, int64_t i0, int64_t i1) {
+    std::vector<T> r(p);
+    double e = 0;
+    double* gB = gB_blk.data() + b * d * p;
+    double* s2s = s2_blk.data() + b * p;
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t off = i * p;
+      const T wi = w[i];
+      double row = 0;
+      for (int64_t j = 0; j < p; ++j) {
+        const int64_t k = off + j;
+        row += entry<T, OPT>(Y[k], O[k], XB[k], MO[k], dOm[j], wi, M[k], S[k], m1[k], m2[k], s1[k],
+                             s2[k], r[j], c);
+        s2s[j] += static_cast<double>(wi) * S[k] * S[k];
+      }
+      e += static_cast<double>(wi) * row;
+      for (int64_t q = 0; q < d; ++q) {
+        const double x = X[i * d + q];
+        if (x == 0) continue;
+        double* g = gB + q * p;
+        for (int64_t j = 0; j < p; ++j) g[j] += x * r[j];
+      }
+    }
+    e_blk[b] = e;
+  });
+
   std::vector<double> gB(d * p, 0.0), s2sum(p, 0.0);
   for (int64_t b = 0; b < nb; ++b) {
-    e += e_blk[b];
     for (int64_t k = 0; k < d * p; ++k) gB[k] += gB_blk[b * d * p + k];
     for (int64_t j = 0; j < p; ++j) s2sum[j] += s2_blk[b * p + j];
   }
   auto dopt = at::TensorOptions().dtype(at::kDouble);
   PassResult res;
-  res.elbo = at::scalar_tensor(e, dopt).to(t.Y.options());
+  res.elbo = at::scalar_tensor(ordered_sum(e_blk), dopt).to(t.Y.options());
   // from_blob does not own the vectors: copy (to() alone would alias them for float64).
   res.gB = at::from_blob(gB.data(), {d, p}, dopt).to(t.Y.options(), false, true);
   res.s2sum = at::from_blob(s2sum.data(), {p}, dopt).to(t.Y.options(), false, true);
   return res;
 }
 
-}  // namespace
-
+// The two passes of the profiled ELBO (fused_math.h): the value at (M, P) with R = Y - A kept for
+// the gradient pass, which then writes the gradients and A (over R).
 template <typename T>
-PassResult pass_cpu_typed(const PassTensors& t, Opt opt, const StepConst<double>& c) {
-  switch (opt) {
-    case Opt::adam: return pass_cpu_impl<T, Opt::adam>(t, c);
-    case Opt::rprop: return pass_cpu_impl<T, Opt::rprop>(t, c);
-    default: return pass_cpu_impl<T, Opt::newton>(t, c);
-  }
+double value_cpu(const at::Tensor& Yt, const at::Tensor& Ot, const at::Tensor& Mt,
+                 const at::Tensor& Pt, const at::Tensor& S2t, const at::Tensor& wt,
+                 at::Tensor& Rt) {
+  const int64_t n = Yt.size(0), p = Yt.size(1);
+  const T *Y = Yt.data_ptr<T>(), *O = Ot.data_ptr<T>(), *M = Mt.data_ptr<T>(),
+          *P = Pt.data_ptr<T>(), *S2 = S2t.data_ptr<T>(), *w = wt.data_ptr<T>();
+  T* R = Rt.data_ptr<T>();
+  std::vector<double> e_blk(block_count(n), 0.0);
+  int64_t nb = 0;
+  row_blocks(n, nb, [&](int64_t b, int64_t i0, int64_t i1) {
+    double e = 0;
+    for (int64_t i = i0; i < i1; ++i) {
+      double row = 0;
+      for (int64_t k = i * p; k < (i + 1) * p; ++k)
+        row += profiled_term<T>(Y[k], O[k], M[k], P[k], S2[k], R[k]);
+      e += static_cast<double>(w[i]) * row;
+    }
+    e_blk[b] = e;
+  });
+  return ordered_sum(e_blk);
 }
 
+template <typename T>
+void gradient_cpu(const at::Tensor& Yt, const at::Tensor& S2t, const at::Tensor& MOt,
+                  const at::Tensor& dOmt, const at::Tensor& wt, at::Tensor& At, at::Tensor& gMt,
+                  at::Tensor& gPt) {
+  const int64_t n = Yt.size(0), p = Yt.size(1);
+  const T *Y = Yt.data_ptr<T>(), *S2 = S2t.data_ptr<T>(), *MO = MOt.data_ptr<T>(),
+          *dOm = dOmt.data_ptr<T>(), *w = wt.data_ptr<T>();
+  T *A = At.data_ptr<T>(), *gM = gMt.data_ptr<T>(), *gP = gPt.data_ptr<T>();
+  int64_t nb = 0;
+  row_blocks(n, nb, [&](int64_t, int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t j = 0, k = i * p; j < p; ++j, ++k)
+        A[k] = profiled_gradient<T>(Y[k], A[k], S2[k], MO[k], dOm[j], w[i], gM[k], gP[k]);
+  });
+}
+
+}  // namespace
+
 PassResult pass_cpu(const PassTensors& t, Opt opt, const StepConst<double>& c) {
-  return t.Y.scalar_type() == at::kDouble ? pass_cpu_typed<double>(t, opt, c)
-                                          : pass_cpu_typed<float>(t, opt, c);
+  if (t.Y.scalar_type() == at::kDouble)
+    return opt == Opt::adam ? pass_cpu_impl<double, Opt::adam>(t, c)
+                            : pass_cpu_impl<double, Opt::rprop>(t, c);
+  return opt == Opt::adam ? pass_cpu_impl<float, Opt::adam>(t, c)
+                          : pass_cpu_impl<float, Opt::rprop>(t, c);
 }
 
 }  // namespace fused
@@ -114,19 +165,43 @@ class Fused : public Backend {
  public:
   Fused(const Problem& pb, const FitOptions& opt)
       : pb_(pb),
-        opt_(opt.optimizer == "rprop"    ? fused::Opt::rprop
-             : opt.optimizer == "newton" ? fused::Opt::newton
-                                         : fused::Opt::adam),
+        opt_(opt.optimizer == "rprop" ? fused::Opt::rprop : fused::Opt::adam),
         lr_(opt.lr),
         optimB_(make_optimizer(opt.optimizer, opt.lr)) {}
+
+  at::Tensor value(const Point& x, const Profile& prof) override {
+    c10::NoGradGuard no_grad;
+    if (!R_.defined()) R_ = at::empty_like(x.M);
+    const double e = pb_.Y.scalar_type() == at::kDouble
+                         ? fused::value_cpu<double>(pb_.Y, pb_.O, x.M, x.P, prof.S2, pb_.w, R_)
+                         : fused::value_cpu<float>(pb_.Y, pb_.O, x.M, x.P, prof.S2, pb_.w, R_);
+    // At the closed-form Omega, sum_i w_i (-(M Omega)_i M_i' / 2 - S2_i diag(Omega) / 2) is
+    // -tr(Omega Sigma) wsum / 2 = -wsum p / 2, which cancels the ELBO's constant wsum p / 2.
+    return e + pb_.lconst_sum + 0.5 * pb_.wsum * prof.logdet;
+  }
+
+  void gradient(const Point& x, const Profile& prof, at::Tensor& gM, at::Tensor& gP,
+                at::Tensor& A) override {
+    c10::NoGradGuard no_grad;
+    (void)x;
+    if (!R_.defined()) throw std::logic_error("fused: gradient() before value()");
+    auto MO = at::mm(prof.Mres, prof.Omega);
+    auto dOm = at::diagonal(prof.Omega).contiguous();
+    gM = at::empty_like(MO);
+    gP = at::empty_like(MO);
+    A = R_;  // the gradient pass turns R = Y - A into A, in place
+    R_ = at::Tensor();
+    if (pb_.Y.scalar_type() == at::kDouble)
+      fused::gradient_cpu<double>(pb_.Y, prof.S2, MO, dOm, pb_.w, A, gM, gP);
+    else
+      fused::gradient_cpu<float>(pb_.Y, prof.S2, MO, dOm, pb_.w, A, gM, gP);
+  }
 
   void prepare(State& st) override {
     st.B = st.B.detach();
     st.M = st.M.detach().contiguous();
     st.S = st.S.detach().contiguous();
-    if (opt_ == fused::Opt::newton) {  // no optimiser state
-      m1_ = m2_ = s1_ = s2_ = at::empty({0}, st.M.options());
-    } else if (opt_ == fused::Opt::adam) {
+    if (opt_ == fused::Opt::adam) {
       m1_ = at::zeros_like(st.M);
       m2_ = at::zeros_like(st.M);
       s1_ = at::zeros_like(st.S);
@@ -153,19 +228,13 @@ class Fused : public Backend {
     c.step_min = RpropConst::step_min;
     c.step_max = RpropConst::step_max;
 
-    fused::PassTensors t{pb_.Y, pb_.O, at::mm(pb_.X, st.B), pb_.logfact,
-                         at::mm(st.M, st.Omega), at::diagonal(st.Omega).contiguous(),
-                         pb_.w, pb_.X, st.M, st.S, m1_, m2_, s1_, s2_};
-#ifdef PLN_CUDA_KERNELS
-    auto res = st.M.is_cuda() ? fused::pass_cuda(t, opt_, c) : fused::pass_cpu(t, opt_, c);
-#else
+    fused::PassTensors t{pb_.Y, pb_.O, at::mm(pb_.X, st.B), at::mm(st.M, st.Omega),
+                         at::diagonal(st.Omega).contiguous(), pb_.w, pb_.X, st.M, st.S,
+                         m1_, m2_, s1_, s2_};
     auto res = fused::pass_cpu(t, opt_, c);
-#endif
-    auto J = res.elbo + pb_.wsum * (0.5 * st.logdet + 0.5 * static_cast<double>(pb_.p));
-    if (optimB_)
-      optimB_->step({st.B}, {res.gB});
-    else
-      shift_to_B(pb_, st, res.gB);
+    auto J = res.elbo + pb_.lconst_sum +
+             pb_.wsum * (0.5 * st.logdet + 0.5 * static_cast<double>(pb_.p));
+    optimB_->step({st.B}, {res.gB});
     auto MtWM = pb_.unit_weights ? at::mm(st.M.t(), st.M) : at::mm(st.M.t(), st.M * pb_.w_col);
     covariance_from_stats(pb_, MtWM, res.s2sum, st);
     return J;
@@ -177,6 +246,7 @@ class Fused : public Backend {
   double lr_;
   std::unique_ptr<Optimizer> optimB_;
   at::Tensor m1_, m2_, s1_, s2_;
+  at::Tensor R_;  // Y - A at the point of the last value()
   int64_t t_ = 0;
 };
 

@@ -1,5 +1,5 @@
-// The per-entry arithmetic of one fused step (ELBO term, analytic gradient, optimiser update),
-// written once for the CPU loop and the CUDA kernel. No LibTorch, no R: plain templates.
+// The per-entry arithmetic of the fused backend (ELBO terms, analytic gradients, optimiser
+// updates), written once for the CPU loops and the CUDA kernels. No LibTorch, no R: plain templates.
 #pragma once
 
 #include <cmath>
@@ -16,15 +16,12 @@ namespace fused {
 
 #ifndef __CUDACC__
 using std::exp;  // float overloads on the host, so float32 stays float32
+using std::expm1;
 using std::log;
 using std::sqrt;
 #endif
 
-// The newton step in M is capped: far from the optimum (the tutorial's start, M = 0) a full step
-// through exp() overshoots by orders of magnitude; near it (the lm start) the cap never binds.
-constexpr double kNewtonMaxStep = 1.0;
-
-enum class Opt : int { adam = 0, rprop = 1, newton = 2 };
+enum class Opt : int { adam = 0, rprop = 1 };
 
 // Scalars of one step, computed on the host (or, under CUDA graphs, on the device).
 template <typename T>
@@ -34,6 +31,24 @@ struct StepConst {
   T beta1, beta2, eps;
   T eta_minus, eta_plus, step_min, step_max;
 };
+
+// The Poisson part of an entry's ELBO term, y z - a - log(y!) with a = exp(z + s2 / 2), less the
+// constant y log y - y - log(y!) (Problem::lconst_sum, added once): with u = z + s2/2 - log y,
+//   y z - a = y log y - y - y (e^u - 1 - u) - y s2 / 2   (y > 0),   -a   (y = 0).
+// Every term stays of the size of the fit's error, not of y log y (1e9 at y = 1e8), so float32
+// keeps its precision. r gets y - a, as -y expm1(u): exact where a is close to y.
+template <typename T>
+PLN_HD T poisson_term(T y, T z, T s2, T& r) {
+  if (y > T(0)) {
+    const T u = z + T(0.5) * s2 - log(y);
+    const T e = expm1(u);
+    r = -y * e;
+    return -y * (e - u) - T(0.5) * y * s2;
+  }
+  const T a = exp(z + T(0.5) * s2);
+  r = -a;
+  return -a;
+}
 
 // Adam as PyTorch writes it, as ascent on J: g is dJ/dtheta.
 template <typename T>
@@ -58,37 +73,68 @@ PLN_HD void rprop(T& p, T& prev, T& step, T g, const StepConst<T>& c) {
   prev = gg;
 }
 
-// One entry (i, j): its ELBO term and the weighted gradients in M and S, then the update.
-// Returns the ELBO term; r_out gets w_i (y - a) for the gradient in B (Adam, Rprop) or w_i m
-// after the update, for the shift of B (newton).
-// newton: a Newton step in m with the diagonal curvature w (a + Omega_jj) (the weights cancel),
-// and s^2 = 1 / (a + Omega_jj), where dJ/ds = 0 for that a.
+// First-order rules, one entry (i, j): its ELBO term (less the constant) and the weighted gradients in M
+// and S, then the update. Returns the ELBO term; r_out gets w_i (y - a), for the gradient in B.
 template <typename T, Opt OPT>
-PLN_HD T entry(T y, T o, T xb, T lf, T mo, T dom, T w, T& m, T& s, T& m1, T& m2, T& s1, T& s2st,
+PLN_HD T entry(T y, T o, T xb, T mo, T dom, T w, T& m, T& s, T& m1, T& m2, T& s1, T& s2st,
                T& r_out, const StepConst<T>& c) {
-  T s2 = s * s;
-  T z = o + xb + m;
-  T a = exp(z + T(0.5) * s2);
-  T term = y * z - a - lf + T(0.5) * log(s2) - T(0.5) * mo * m - T(0.5) * s2 * dom;
-  T r = y - a;
-  if (OPT == Opt::newton) {
-    T dm = (r - mo) / (a + dom);
-    m = m + (dm > kNewtonMaxStep ? T(kNewtonMaxStep) : (dm < -kNewtonMaxStep ? T(-kNewtonMaxStep) : dm));
-    s = T(1) / sqrt(a + dom);
-    r_out = w * m;
-    return term;
-  }
+  const T s2 = s * s;
+  T r;
+  const T term = poisson_term(y, o + xb + m, s2, r) + T(0.5) * log(s2) - T(0.5) * mo * m -
+                 T(0.5) * s2 * dom;
+  const T a = y - r;
   T gm = (r - mo) * w;
   T gs = (-s * a + T(1) / s - s * dom) * w;
   r_out = r * w;
   if (OPT == Opt::adam) {
     adam(m, m1, m2, gm, c);
     adam(s, s1, s2st, gs, c);
-  } else if (OPT == Opt::rprop) {
+  } else {
     rprop(m, m1, m2, gm, c);
     rprop(s, s1, s2st, gs, c);
   }
   return term;
+}
+
+// ---- The profiled ELBO of the quasi-Newton optimiser (elbo.h, lbfgs.h), in two passes.
+// Value: the entry's term at (m, p = log s2), the Omega parts left out (at the closed-form Omega
+// they add up to a constant, see lbfgs.cpp), and r = y - a for the gradient pass.
+template <typename T>
+PLN_HD T profiled_term(T y, T o, T m, T p, T s2, T& r) {
+  return poisson_term(y, o + m, s2, r) + T(0.5) * p;
+}
+
+// Gradient at the same point, from r = y - a and mo = (M_res Omega)_ij: the weighted gradients
+// in m and p; a = y - r is returned for the preconditioner.
+template <typename T>
+PLN_HD T profiled_gradient(T y, T r, T s2, T mo, T dom, T w, T& gm, T& gp) {
+  const T a = y - r;
+  gm = w * (r - mo);
+  gp = w * T(0.5) * (T(1) - a * s2 - s2 * dom);
+  return a;
+}
+
+// The model's curvature at one entry (curvature.h): the inverse of the 2 x 2 block of
+// -d2J/d(m, p)^2 at fixed Omega, weighted by w, applied to (qm, qp). In m, the Newton curvature a,
+// or where y > a the secant (y - a) / log(y / a), which lands on the maximiser log(y / a) of
+// y m - a e^m where the Newton step y / a - 1 would overshoot. In p = log s2, with
+// u = s2 (a + Omega_jj) (1 at the maximiser for a fixed a), the Newton curvature u / 2 + a s2^2 / 4
+// with u / 2 replaced by the secant (u - 1) / (2 log u) below 1. Both diagonals are at least the
+// Newton ones, so the block stays positive definite.
+template <typename T>
+PLN_HD void newton_block(T y, T a, T s2, T dom, T w, T qm, T qp, T& rm, T& rp) {
+  T hm = a;
+  if (y > a) {
+    const T l = log(y / a);
+    if (l > T(1e-6)) hm = (y - a) / l;
+  }
+  hm += dom;
+  const T u = s2 * (a + dom);
+  const T hp = T(0.5) * (u < T(1) - T(1e-6) ? (u - T(1)) / log(u) : u) + T(0.25) * a * s2 * s2;
+  const T hmp = T(0.5) * a * s2;
+  const T det = w * (hm * hp - hmp * hmp);
+  rm = (hp * qm - hmp * qp) / det;
+  rp = (hm * qp - hmp * qm) / det;
 }
 
 }  // namespace fused

@@ -51,8 +51,8 @@ std::unique_ptr<Optimizer> make_optimizer(const std::string& name, double lr) {
   if (!(lr > 0) || !std::isfinite(lr)) throw std::invalid_argument("lr must be a positive number");
   if (name == "adam") return std::make_unique<Adam>(lr);
   if (name == "rprop") return std::make_unique<Rprop>(lr);
-  if (name == "newton") return nullptr;
-  throw std::invalid_argument("unknown optimizer '" + name + "' (use 'newton', 'adam' or 'rprop')");
+  if (name == "lbfgs") return nullptr;
+  throw std::invalid_argument("unknown optimizer '" + name + "' (use 'lbfgs', 'adam' or 'rprop')");
 }
 
 }  // namespace pln

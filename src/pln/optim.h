@@ -52,7 +52,8 @@ class Rprop : public Optimizer {
   double lr_;
 };
 
-// Adam or Rprop; null for "newton" (not a first-order rule: see newton_update() in elbo.h).
+// Adam or Rprop; null for "lbfgs" (the quasi-Newton optimiser of lbfgs.h, which has a loop of its
+// own).
 std::unique_ptr<Optimizer> make_optimizer(const std::string& name, double lr);
 
 }  // namespace pln

@@ -82,10 +82,17 @@ Problem make_problem(const FitInput& in, const at::TensorOptions& opt) {
   }
   if (!(pb.wsum > 0)) throw std::invalid_argument("weights must sum to a positive number");
   pb.w_col = pb.w.unsqueeze(1);
-  // A pseudo-inverse (on the host, d x d), so aliased covariates do not break least squares.
-  auto XtWX = at::mm((pb.X * pb.w_col).t(), pb.X).to(at::kCPU, at::kDouble);
-  pb.XtWX_pinv = at::linalg_pinv(XtWX).to(opt);
-  pb.logfact = log_factorial(pb.Y);
+  // QR on the host in float64: column scales (a date in seconds, a distance times 1e7) cancel in
+  // R, where the normal equations X'WX would square them.
+  auto Xw = (pb.X.to(at::kCPU, at::kDouble) * pb.w.to(at::kCPU, at::kDouble).sqrt().unsqueeze(1));
+  auto qr = at::linalg_qr(Xw, "reduced");
+  auto R = std::get<1>(qr);
+  pb.R = R.to(opt);
+  // Xo = X R^-1 = W^-1/2 Q.
+  pb.Xo = (std::get<0>(qr) / pb.w.to(at::kCPU, at::kDouble).sqrt().unsqueeze(1)).to(opt);
+  auto lc = at::sum(log_likelihood_constant(pb.Y), {1}, false, at::kDouble);  // float64 sums
+  pb.lconst_sum = (lc * pb.w.to(at::kDouble)).sum().item<double>();
+  pb.lconst_row = lc.to(opt);
   return pb;
 }
 
@@ -93,9 +100,9 @@ State initial_state(const Problem& pb, const FitInput& in, const std::string& in
   State st;
   if (init == "lm") {
     // Weighted least squares of log(1 + Y) - O on X; M the residuals; S^2 ~ 1/(1 + Y).
-    auto R = at::log1p(pb.Y) - pb.O;
-    st.B = at::mm(pb.XtWX_pinv, at::mm((pb.X * pb.w_col).t(), R));
-    st.M = R - at::mm(pb.X, st.B);
+    auto L = at::log1p(pb.Y) - pb.O;
+    st.B = least_squares(pb, L);
+    st.M = residual(pb, L);
     st.S = at::rsqrt(1 + pb.Y);
   } else if (init == "tutorial") {
     st.B = at::zeros({pb.d, pb.p}, pb.opt);
@@ -118,6 +125,19 @@ State initial_state(const Problem& pb, const FitInput& in, const std::string& in
   }
   update_covariance(pb, st);
   return st;
+}
+
+at::Tensor project(const Problem& pb, const at::Tensor& V) {
+  return at::mm(pb.Xo.t(), pb.unit_weights ? V : V * pb.w_col);
+}
+
+at::Tensor least_squares(const Problem& pb, const at::Tensor& V) {
+  // B = R^-1 Xo' W V, by back substitution on the d x d factor.
+  return at::linalg_solve_triangular(pb.R, project(pb, V), /*upper=*/true);
+}
+
+at::Tensor residual(const Problem& pb, const at::Tensor& V) {
+  return V - at::mm(pb.Xo, project(pb, V));
 }
 
 }  // namespace pln

@@ -10,9 +10,15 @@ namespace pln {
 
 struct Problem {
   at::Tensor Y, O, X, w;  // n x p, n x p, n x d, n (row-major, on the fit's device)
-  at::Tensor logfact;     // n x p, log(Y!) by Ramanujan's formula (PLNmodels' choice)
+  // Row sums (n) of y log y - y - log(y!) (log(y!) by Ramanujan's formula, PLNmodels' choice),
+  // and their weighted total. The ELBO's Poisson term is written around this constant
+  // (fused_math.h, poisson_term()), so no term of the size of y log y is ever formed.
+  at::Tensor lconst_row;
+  double lconst_sum = 0;
   at::Tensor w_col;       // n x 1 view of w, for row broadcasting
-  at::Tensor XtWX_pinv;   // d x d: (X' W X)^+, for least squares on X
+  // Least squares on X through the QR factor of W^1/2 X = Q R (any column scale): Xo = X R^-1,
+  // orthonormal for the weights (Xo' W Xo = I), and R (d x d, upper triangular), on the device.
+  at::Tensor Xo, R;
   double wsum = 0;
   bool unit_weights = true;
   int64_t n = 0, p = 0, d = 0;
@@ -34,5 +40,11 @@ Matrix to_matrix(const at::Tensor& t);  // back to column-major doubles
 
 Problem make_problem(const FitInput& in, const at::TensorOptions& opt);
 State initial_state(const Problem& pb, const FitInput& in, const std::string& init);
+
+// Xo' W V (d x p) for V n x p: the coefficients of V's weighted projection on X in the Xo basis.
+at::Tensor project(const Problem& pb, const at::Tensor& V);
+// The coefficients B (d x p) of the weighted least squares of V (n x p) on X, and V - X B.
+at::Tensor least_squares(const Problem& pb, const at::Tensor& V);
+at::Tensor residual(const Problem& pb, const at::Tensor& V);
 
 }  // namespace pln

@@ -10,17 +10,23 @@ namespace pln {
 
 namespace {
 
-// Mirrors elbo_rows() / elbo() in elbo.cpp op for op, so both backends give the same trace.
+// Mirrors elbo_rows_latent() / elbo() in elbo.cpp op for op, so both backends give the same trace.
 const char* kSource = R"JIT(
-def elbo(Y: Tensor, O: Tensor, X: Tensor, w: Tensor, logfact: Tensor, B: Tensor, M: Tensor,
+def rows(Y: Tensor, lconst_row: Tensor, Z: Tensor, M: Tensor, S2: Tensor, logS2: Tensor,
+         Omega: Tensor, logdet: Tensor, half_p: float) -> Tensor:
+    U = Z + 0.5 * S2 - torch.log(torch.clamp_min(Y, 1.0))
+    E = torch.expm1(U)
+    zero = (Y == 0).to(Z.dtype)
+    poisson = -Y * (E - U) - 0.5 * Y * S2 - zero * (E + 1)
+    MO = torch.mm(M, Omega)
+    terms = poisson + 0.5 * logS2 - 0.5 * MO * M - 0.5 * S2 * torch.diagonal(Omega).unsqueeze(0)
+    return terms.sum(1) + lconst_row + 0.5 * logdet + half_p
+
+def elbo(Y: Tensor, O: Tensor, X: Tensor, w: Tensor, lconst_row: Tensor, B: Tensor, M: Tensor,
          S: Tensor, Omega: Tensor, logdet: Tensor, half_p: float) -> Tensor:
     S2 = S * S
-    Z = O + torch.mm(X, B) + M
-    A = torch.exp(Z + 0.5 * S2)
-    MO = torch.mm(M, Omega)
-    terms = Y * Z - A - logfact + 0.5 * torch.log(S2) - 0.5 * MO * M - 0.5 * S2 * torch.diagonal(Omega).unsqueeze(0)
-    rows = terms.sum(1) + 0.5 * logdet + half_p
-    return (w * rows).sum()
+    r = rows(Y, lconst_row, O + torch.mm(X, B) + M, M, S2, torch.log(S2), Omega, logdet, half_p)
+    return (w * r).sum()
 )JIT";
 
 torch::jit::CompilationUnit& unit() {
@@ -30,24 +36,30 @@ torch::jit::CompilationUnit& unit() {
   return *cu;
 }
 
+double half_p(const Problem& pb) { return 0.5 * static_cast<double>(pb.p); }
+
 }  // namespace
 
 at::Tensor script_objective(const Problem& pb, const State& st) {
   return unit()
-      .run_method("elbo", pb.Y, pb.O, pb.X, pb.w, pb.logfact, st.B, st.M, st.S, st.Omega,
-                  st.logdet, 0.5 * static_cast<double>(pb.p))
+      .run_method("elbo", pb.Y, pb.O, pb.X, pb.w, pb.lconst_row, st.B, st.M, st.S, st.Omega,
+                  st.logdet, half_p(pb))
       .toTensor();
 }
 
 namespace {
 class Script : public AutogradBackend {
  public:
-  using AutogradBackend::AutogradBackend;
-  void prepare(State& st) override {
-    AutogradBackend::prepare(st);
-    unit();  // compile outside the timed loop
+  Script(const Problem& pb, const FitOptions& opt) : AutogradBackend(pb, opt) {
+    unit();  // compile during setup, outside the timed loop
   }
-  at::Tensor objective(const State& st) override { return script_objective(pb_, st); }
+  at::Tensor rows(const at::Tensor& Z, const at::Tensor& M, const at::Tensor& S2,
+                  const at::Tensor& logS2, const at::Tensor& Omega,
+                  const at::Tensor& logdet) override {
+    return unit()
+        .run_method("rows", pb_.Y, pb_.lconst_row, Z, M, S2, logS2, Omega, logdet, half_p(pb_))
+        .toTensor();
+  }
 };
 }  // namespace
 

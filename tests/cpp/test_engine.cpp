@@ -9,6 +9,9 @@
 #include <vector>
 
 #include "api.h"
+#include "backend.h"
+#include "curvature.h"
+#include "elbo.h"
 #include "test_util.h"
 
 namespace {
@@ -112,21 +115,111 @@ TEST_CASE("analytic gradient equals autograd, TorchScript autograd and finite di
 
 TEST_CASE("eager, script and fused give the same ELBO trace (float64)") {
   const auto D = simulate(40, 6, 3);
-  for (const std::string opt : {"adam", "rprop", "newton"}) {
+  for (const std::string opt : {"adam", "rprop", "lbfgs"}) {
     for (bool weights : {false, true}) {
       const auto in = D.input(weights);
-      auto eager = pln::fit(in, options("eager", opt, 200), {});
-      auto script = pln::fit(in, options("script", opt, 200), {});
-      auto fused = pln::fit(in, options("fused", opt, 200), {});
+      // lbfgs: 30 iterations, short of its convergence, so that every backend runs all of them.
+      const int64_t steps = opt == "lbfgs" ? 30 : 200;
+      auto eager = pln::fit(in, options("eager", opt, steps), {});
+      auto script = pln::fit(in, options("script", opt, steps), {});
+      auto fused = pln::fit(in, options("fused", opt, steps), {});
       INFO(opt << (weights ? " weighted" : ""));
-      REQUIRE(eager.objective.size() == 200);
-      REQUIRE(script.objective.size() == 200);
-      REQUIRE(fused.objective.size() == 200);
+      const size_t len = opt == "lbfgs" ? steps + 1 : steps;  // lbfgs also records the start
+      REQUIRE(eager.objective.size() == len);
+      REQUIRE(script.objective.size() == len);
+      REQUIRE(fused.objective.size() == len);
       CHECK(max_rel_diff(script.objective, eager.objective) < 1e-6);
       CHECK(max_rel_diff(fused.objective, eager.objective) < 1e-6);
       CHECK(max_rel_diff(fused.M.values, eager.M.values) < 1e-5);
       // The ELBO rises from the tutorial start.
       CHECK(eager.objective.back() > eager.objective.front());
+    }
+  }
+}
+
+namespace {
+// A problem and a random point of the profiled ELBO, with every backend.
+struct Profiled {
+  Data D;
+  pln::Problem pb;
+  pln::Point x;
+  Profiled(int64_t n, int64_t p, unsigned seed, bool weights)
+      : D(simulate(n, p, seed)),
+        pb(pln::make_problem(D.input(weights), at::TensorOptions().dtype(at::kDouble))) {
+    auto M = random_matrix(n, p, 0.5, 0.5, seed + 1), P = random_matrix(n, p, 0.3, -1, seed + 2);
+    x.M = pln::to_tensor({M.data(), n, p}, pb.opt);
+    x.P = pln::to_tensor({P.data(), n, p}, pb.opt);
+  }
+  double value(const pln::Backend& be, const pln::Point& at) const {
+    auto& b = const_cast<pln::Backend&>(be);
+    return b.value(at, pln::profile(pb, at)).item<double>();
+  }
+};
+}  // namespace
+
+TEST_CASE("profiled ELBO: every backend's value and gradient, and finite differences") {
+  for (bool weights : {false, true}) {
+    Profiled P(12, 5, 21, weights);
+    const auto prof = pln::profile(P.pb, P.x);
+    std::vector<at::Tensor> gM, gP, A;
+    std::vector<double> J;
+    for (const std::string be : {"eager", "script", "fused"}) {
+      auto o = options(be, "lbfgs", 1);
+      auto b = pln::make_backend(P.pb, o);
+      J.push_back(b->value(P.x, prof).item<double>());
+      at::Tensor m, p, a;
+      b->gradient(P.x, prof, m, p, a);
+      gM.push_back(m);
+      gP.push_back(p);
+      A.push_back(a);
+    }
+    INFO((weights ? "weighted" : "unweighted"));
+    CHECK(std::isfinite(J[0]));
+    for (int k : {1, 2}) {
+      CHECK(J[k] == Approx(J[0]).epsilon(1e-12));
+      CHECK(at::allclose(gM[k], gM[0], 1e-10, 1e-12));
+      CHECK(at::allclose(gP[k], gP[0], 1e-10, 1e-12));
+      CHECK(at::allclose(A[k], A[0], 1e-12, 0));
+    }
+    // The profiled ELBO of pln-model.md: J at the closed-form B and Omega, as PLNmodels reports
+    // its loglik; and central differences, B and Omega profiled again at every shifted point.
+    pln::State st;
+    pln::to_state(P.pb, P.x, prof, st);
+    CHECK(J[0] == Approx(pln::eager_objective(P.pb, st).item<double>()).epsilon(1e-12));
+    auto eager = pln::make_backend(P.pb, options("eager", "lbfgs", 1));
+    const double h = 1e-6;
+    for (int64_t k : {0, 7, 23, 59}) {
+      for (bool inP : {false, true}) {
+        pln::Point up{P.x.M.clone(), P.x.P.clone()}, dn{P.x.M.clone(), P.x.P.clone()};
+        (inP ? up.P : up.M).view(-1)[k] += h;
+        (inP ? dn.P : dn.M).view(-1)[k] -= h;
+        const double fd = (P.value(*eager, up) - P.value(*eager, dn)) / (2 * h);
+        const double g = (inP ? gP[0] : gM[0]).view(-1)[k].item<double>();
+        CHECK(fd == Approx(g).epsilon(1e-6).margin(1e-7));
+      }
+    }
+  }
+}
+
+TEST_CASE("the curvature is positive definite, also far from the optimum") {
+  Profiled P(30, 6, 5, true);
+  // Far points too: means far below and above the data, variances tiny and huge.
+  for (double shift : {0.0, -8.0, 6.0}) {
+    for (double pshift : {0.0, -12.0, 4.0}) {
+      pln::Point x{P.x.M + shift, P.x.P + pshift};
+      auto prof = pln::profile(P.pb, x);
+      auto A = at::exp(P.pb.O + x.M + 0.5 * prof.S2);
+      for (unsigned seed : {1u, 2u, 3u}) {
+        auto qm = random_matrix(30, 6, 1, 0, seed), qp = random_matrix(30, 6, 1, 0, seed + 9);
+        auto qM = pln::to_tensor({qm.data(), 30, 6}, P.pb.opt);
+        auto qP = pln::to_tensor({qp.data(), 30, 6}, P.pb.opt);
+        at::Tensor rM, rP;
+        pln::precondition(P.pb, prof, A, qM, qP, rM, rP);
+        const double quad = ((qM * rM).sum() + (qP * rP).sum()).item<double>();
+        INFO("shift " << shift << " pshift " << pshift);
+        CHECK(std::isfinite(quad));
+        CHECK(quad > 0);
+      }
     }
   }
 }
@@ -156,19 +249,76 @@ TEST_CASE("Sigma is the closed form of the final M and S, Omega its inverse") {
   CHECK(std::isfinite(ll));
 }
 
-TEST_CASE("newton from the lm start rises monotonically and stops on the tolerance") {
+TEST_CASE("lbfgs rises at every step and stops at a stationary point") {
   const auto D = simulate(200, 5, 9);
-  auto o = options("fused", "newton", 5000, "lm");
+  for (const std::string be : {"eager", "fused"}) {
+    auto o = options(be, "lbfgs", 5000, "lm");
+    o.tol = 1e-9;
+    auto r = pln::fit(D.input(true), o, {});
+    INFO(be);
+    for (size_t s = 1; s < r.objective.size(); ++s) CHECK(r.objective[s] > r.objective[s - 1]);
+    CHECK(r.status == "converged");
+    CHECK(r.steps < 5000);
+    CHECK(r.objective.size() == static_cast<size_t>(r.steps) + 1);
+    CHECK(r.last_change < 1e-9);
+    CHECK(r.predicted_change < 1e-9);
+    // The reported log-likelihood is the last ELBO of the trace.
+    double ll = 0;
+    for (int64_t i = 0; i < D.n; ++i) ll += D.w[i] * r.loglik_vec[i];
+    CHECK(ll == Approx(r.objective.back()).epsilon(1e-10));
+    // From the tutorial's start too, far from the optimum: the same optimum.
+    auto t = pln::fit(D.input(true), options(be, "lbfgs", 5000, "tutorial"), {});
+    CHECK(t.objective.back() == Approx(r.objective.back()).epsilon(1e-7));
+  }
+}
+
+TEST_CASE("lbfgs stops at maxit and says how far it was") {
+  const auto D = simulate(100, 6, 4);
+  auto o = options("fused", "lbfgs", 5, "lm");
+  o.tol = 1e-9;
+  auto r = pln::fit(D.input(), o, {});
+  CHECK(r.status == "maxit");
+  CHECK(r.steps == 5);
+  CHECK(r.last_change > 1e-9);
+  CHECK(r.predicted_change > 0);
+}
+
+TEST_CASE("covariates on any scale give the fit of their rescaled version") {
+  const auto D = simulate(150, 5, 12);
+  auto big = D;
+  for (int64_t i = 0; i < D.n; ++i) big.X[D.n + i] = 1e7 * D.X[D.n + i] + 3e9;  // a date in seconds
+  auto o = options("fused", "lbfgs", 5000, "lm");
   o.tol = 1e-10;
   auto r = pln::fit(D.input(), o, {});
-  for (size_t s = 1; s < r.objective.size(); ++s)
-    CHECK(r.objective[s] >= r.objective[s - 1] - 1e-9 * std::fabs(r.objective[s]));
-  CHECK(r.status == "converged");
-  CHECK(r.steps < 5000);
-  CHECK(r.objective.size() == static_cast<size_t>(r.steps));
-  double ll = 0;
-  for (double x : r.loglik_vec) ll += x;
-  CHECK(ll >= r.objective.front());
+  auto b = pln::fit(big.input(), o, {});
+  double l1 = 0, l2 = 0;
+  for (double v : r.loglik_vec) l1 += v;
+  for (double v : b.loglik_vec) l2 += v;
+  CHECK(l2 == Approx(l1).epsilon(1e-8));
+  // The slope is rescaled and the intercept absorbs the shift.
+  for (int64_t j = 0; j < D.p; ++j)
+    CHECK(b.B.values[j * 2 + 1] * 1e7 == Approx(r.B.values[j * 2 + 1]).epsilon(1e-5));
+}
+
+TEST_CASE("float32 with counts near 1e8 follows float64") {
+  auto D = simulate(60, 4, 13);
+  for (auto& o : D.O) o += std::log(1e7);
+  for (size_t k = 0; k < D.Y.size(); ++k) D.Y[k] = std::round(D.Y[k] * 1e7 + 12345 * (k % 7));
+  auto o = options("fused", "lbfgs", 5000, "lm");
+  o.tol = 1e-9;
+  auto d64 = pln::fit(D.input(), o, {});
+  for (const std::string be : {"eager", "fused"}) {
+    o.backend = be;
+    o.dtype = "float32";
+    o.tol = 1e-6;
+    auto d32 = pln::fit(D.input(), o, {});
+    double l32 = 0, l64 = 0;
+    for (double v : d32.loglik_vec) l32 += v;
+    for (double v : d64.loglik_vec) l64 += v;
+    INFO(be << ": float32 " << l32 << ", float64 " << l64);
+    CHECK(l32 < 0);
+    CHECK(l32 == Approx(l64).epsilon(1e-5));
+  }
 }
 
 TEST_CASE("fused on the CPU is bit-identical whatever the number of threads") {

@@ -1,7 +1,10 @@
-## One short fit of oaks shared by the shape tests (convergence is tested elsewhere).
+## One short fit of oaks shared by the shape tests (convergence is tested elsewhere); it stops
+## at maxit, and says so.
 fit_short <- function() {
-  PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks,
-      control = PLN_param(maxit = 50, backend = "eager"))
+  expect_warning(fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks,
+                            control = PLN_param(maxit = 20, backend = "eager")),
+                 "stopped at maxit = 20 steps before converging")
+  fit
 }
 
 test_that("the fit object has PLNmodels' names, shapes and dimnames", {
@@ -26,12 +29,14 @@ test_that("the fit object has PLNmodels' names, shapes and dimnames", {
 
   op <- fit$optim_par
   expect_identical(names(op), c("steps", "objective", "status", "backend", "device", "dtype",
-                                "optimizer", "lr", "seconds", "setup_seconds", "threads"))
-  expect_identical(op$steps, 50L)
-  expect_length(op$objective, 50L)
+                                "optimizer", "lr", "tol", "last_change", "predicted_change",
+                                "seconds", "setup_seconds", "threads"))
+  expect_identical(op$steps, 20L)
+  expect_length(op$objective, 21L)  # the start and each step
   expect_identical(op$status, "maxit")
+  expect_gt(op$last_change, op$tol)
   expect_identical(c(op$backend, op$device, op$dtype, op$optimizer),
-                   c("eager", "cpu", "float64", "newton"))
+                   c("eager", "cpu", "float64", "lbfgs"))
   expect_true(op$seconds >= 0)
 })
 
@@ -78,8 +83,7 @@ test_that("S3 methods extract what they should", {
 })
 
 test_that("predict() gives the latent mean and the expected counts of new samples", {
-  fit <- PLN(Abundance ~ tree + offset(log(Offset)), data = oaks,
-             control = PLN_param(maxit = 50))
+  fit <- PLN(Abundance ~ tree + offset(log(Offset)), data = oaks)
   nd <- oaks[c(1, 50, 100), ]
   link <- predict(fit, newdata = nd)
   X <- model.matrix(~ tree, nd)

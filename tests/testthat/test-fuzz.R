@@ -33,7 +33,7 @@ random_input <- function() {
   list(Y = Y, O = O, X = X, w = w,
        backend = pick("ctrl", built, c(built, "bogus")),
        dtype = sample(c("float64", "float32"), 1),
-       optimizer = pick("ctrl", c("newton", "rprop", "adam"), c("newton", "bfgs")),
+       optimizer = pick("ctrl", c("lbfgs", "rprop", "adam"), c("newton", "bfgs")),
        lr = pick("ctrl", c(1e-3, 0.05, 1), c(100, 1e4, -1, 0)),
        maxit = pick("ctrl", c(1, 5, 15), c(0, 15)))
 }

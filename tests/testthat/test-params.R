@@ -12,9 +12,10 @@ test_that("PLN_param() holds checked values and leaves build-dependent ones to r
   r <- resolve_control(PLN_param(), info)
   expect_identical(r$backend, "script")
   expect_identical(r$dtype, "float64")
-  expect_identical(r$optimizer, "newton")
-  expect_identical(r$lr, .pln_defaults$lr[["newton"]])
-  expect_identical(r$tol, .pln_defaults$tol[["newton"]])
+  expect_identical(r$optimizer, "lbfgs")
+  expect_identical(r$lr, .pln_defaults$lr[["lbfgs"]])
+  expect_identical(r$tol, 1e-9)
+  expect_identical(resolve_control(PLN_param(dtype = "float32"), info)$tol, 1e-6)
   expect_identical(resolve_control(PLN_param(optimizer = "rprop"), info)$tol,
                    .pln_defaults$tol[["rprop"]])
   expect_identical(resolve_control(PLN_param(optimizer = "adam"), info)$lr,
@@ -65,7 +66,7 @@ test_that("unavailable backends and devices are reported when fitting", {
   expect_error(resolve_control(PLN_param(backend = "fused"), info), "`backend` \"fused\" is not available")
   expect_error(resolve_control(PLN_param(device = "cuda"), info), "`device`")
   info_gpu <- list(backends = "eager", cuda = TRUE, cuda_devices = 1L)
-  expect_identical(resolve_control(PLN_param(device = "cuda:0"), info_gpu)$dtype, "float32")
+  expect_identical(resolve_control(PLN_param(device = "cuda:0"), info_gpu)$dtype, "float64")
   expect_error(resolve_control(PLN_param(device = "cuda:1"), info_gpu), "does not exist")
   if (!pln_backends()$cuda) {
     expect_error(PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks,
