@@ -206,6 +206,11 @@ fit_pln_engine <- function(dat, control) {
   start <- if (is.list(control$init))
     check_start(control$init, nrow(dat$Y), ncol(dat$Y), ncol(dat$X)) else list()
   res <- engine_fit(dat, ctrl, start)
+  ## lbfgs accepts only steps that increase the ELBO: a trace that does not rise is a defect of the
+  ## engine, never a result to hand out
+  if (identical(res$optimizer, "lbfgs") && any(diff(res$objective) <= 0))
+    stop(sprintf("internal error: the ELBO of the lbfgs fit did not rise at step %d; please report it.",
+                 which(diff(res$objective) <= 0)[1L]), call. = FALSE)
   res$lr <- ctrl$lr
   res$tol <- ctrl$tol
   name_engine_result(res, dat$names)

@@ -24,13 +24,46 @@ at::Tensor dot(const Pair& a, const Pair& b) {
   return at::dot(a.M.reshape(-1), b.M.reshape(-1)) + at::dot(a.P.reshape(-1), b.P.reshape(-1));
 }
 
-// The two loops' scalars: host doubles on the CPU (a 0-dim tensor op costs more than a dot of
-// 10^4 entries there), 0-dim tensors on a GPU (no host sync).
-double dot_as(const Pair& a, const Pair& b, double) { return dot(a, b).item<double>(); }
+// The two loops' scalars: host doubles on the CPU, where the vectors are small enough that a
+// dispatched ATen operation costs more than its arithmetic (plain loops, accumulated in double);
+// 0-dim tensors on a GPU (no host sync).
+template <typename T>
+double dot_cpu(const at::Tensor& a, const at::Tensor& b) {
+  const T *x = a.data_ptr<T>(), *y = b.data_ptr<T>();
+  double s[4] = {0, 0, 0, 0};  // four chains: the adds pipeline (and vectorise) in a fixed order
+  const int64_t n = a.numel(), n4 = n - n % 4;
+  for (int64_t k = 0; k < n4; k += 4)
+    for (int q = 0; q < 4; ++q) s[q] += static_cast<double>(x[k + q]) * y[k + q];
+  for (int64_t k = n4; k < n; ++k) s[0] += static_cast<double>(x[k]) * y[k];
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+template <typename T>
+void axpy_cpu(at::Tensor& a, double c, const at::Tensor& b) {
+  T* x = a.data_ptr<T>();
+  const T* y = b.data_ptr<T>();
+  const T ct = static_cast<T>(c);
+  for (int64_t k = 0, n = a.numel(); k < n; ++k) x[k] += ct * y[k];
+}
+bool plain(const at::Tensor& t) { return t.is_contiguous() && !t.is_cuda(); }
+
+double dot_as(const Pair& a, const Pair& b, double) {
+  if (!(plain(a.M) && plain(a.P) && plain(b.M) && plain(b.P))) return dot(a, b).item<double>();
+  return a.M.scalar_type() == at::kDouble
+             ? dot_cpu<double>(a.M, b.M) + dot_cpu<double>(a.P, b.P)
+             : dot_cpu<float>(a.M, b.M) + dot_cpu<float>(a.P, b.P);
+}
 at::Tensor dot_as(const Pair& a, const Pair& b, const at::Tensor&) { return dot(a, b); }
 void axpy(Pair& a, double c, const Pair& b) {  // a += c b
-  a.M.add_(b.M, c);
-  a.P.add_(b.P, c);
+  if (!(plain(a.M) && plain(a.P) && plain(b.M) && plain(b.P))) {
+    a.M.add_(b.M, c);
+    a.P.add_(b.P, c);
+  } else if (a.M.scalar_type() == at::kDouble) {
+    axpy_cpu<double>(a.M, c, b.M);
+    axpy_cpu<double>(a.P, c, b.P);
+  } else {
+    axpy_cpu<float>(a.M, c, b.M);
+    axpy_cpu<float>(a.P, c, b.P);
+  }
 }
 void axpy(Pair& a, const at::Tensor& c, const Pair& b) {
   a.M.addcmul_(b.M, c);
@@ -122,11 +155,11 @@ class QuasiNewton {
     while (res.iterations < opt.maxit) {
       poll();
       Pair d = direction();
-      double slope = dot(g_, d).item<double>();
+      double slope = dot_as(g_, d, 0.0);
       if (!(slope > 0) && !mem_.empty()) {  // the pairs lost the ascent: start them afresh
         mem_.clear();
         d = precondition(g_);
-        slope = dot(g_, d).item<double>();
+        slope = dot_as(g_, d, 0.0);
       }
       res.predicted_gain = slope / std::fabs(J_);
       // Stationary: neither the last step nor the next one changes J by a relative tol.
@@ -140,7 +173,7 @@ class QuasiNewton {
       if (!std::isfinite(Jt) && !mem_.empty()) {  // once more along the preconditioned gradient
         mem_.clear();
         d = precondition(g_);
-        slope = dot(g_, d).item<double>();
+        slope = dot_as(g_, d, 0.0);
         res.predicted_gain = slope / std::fabs(J_);
         Jt = line_search(d, slope, xt, pt);
       }
@@ -158,10 +191,11 @@ class QuasiNewton {
       J_ = Jt;
       gradient();
       Memory m{{d.M.mul_(t_), d.P.mul_(t_)}, {g_old.M.sub_(g_.M), g_old.P.sub_(g_.P)}, {}, 0};
-      auto sy = dot(m.s, m.y);
-      m.rho_host = 1 / sy.item<double>();
+      at::Tensor sy;  // s'y: a 0-dim tensor too on a GPU, for the two loops' device scalars
+      if (g_.M.is_cuda()) sy = dot(m.s, m.y);
+      m.rho_host = 1 / (sy.defined() ? sy.item<double>() : dot_as(m.s, m.y, 0.0));
       if (m.rho_host > 0 && std::isfinite(m.rho_host)) {  // J is not concave everywhere: keep
-        m.rho = 1 / sy;                                    // curvature pairs only
+        if (sy.defined()) m.rho = 1 / sy;                  // curvature pairs only
         mem_.push_back(std::move(m));
         if (mem_.size() > static_cast<size_t>(kQuasiNewtonMemory)) mem_.pop_front();
       }
