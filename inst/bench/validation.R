@@ -120,6 +120,7 @@ fit_row <- function(case, implementation, timed, why = NA_character_) {
 format_seconds <- function(s) {
   ifelse(is.na(s), "", ifelse(s < 1, sprintf("%.3f", s), sprintf("%.2f", s)))
 }
+format_speedup <- function(x) ifelse(x < 1, sprintf("%.2fx", x), sprintf("%.1fx", x))
 
 ## ---- the fits
 backends <- pln_backends()$backends
@@ -174,7 +175,7 @@ markdown_table <- function(tab) {
   gap <- ifelse(is.na(tab$gap), "", sprintf("%+.2f", tab$gap))
   gap <- ifelse(!is.na(tab$at_optimum) & !tab$at_optimum, paste0("**", gap, "**"), gap)
   gap <- ifelse(tab$best_from_reference & gap != "", paste(gap, "(ref.)"), gap)
-  speedup <- ifelse(is.na(tab$speedup), "", sprintf("%.1fx", tab$speedup))
+  speedup <- ifelse(is.na(tab$speedup), "", format_speedup(tab$speedup))
   c(paste("| data | n x p | model | implementation | steps | status | seconds | loglik",
           "| gap to PLNmodels best | speed-up |"),
     "|---|---|---|---|---|---|---|---|---|---|",
@@ -187,7 +188,8 @@ torch_rows <- !is_plnm & !is.na(tab$loglik)
 slow <- torch_rows & !is.na(tab$plnm_seconds) & tab$plnm_seconds > 0.5
 min_speedup <- if (any(slow)) {
   j <- which(slow)[which.min(tab$speedup[slow])]
-  sprintf("%.1fx (%s ~ %s, %s)", tab$speedup[j], tab$data[j], tab$rhs[j], tab$implementation[j])
+  sprintf("%s (%s ~ %s, %s)", format_speedup(tab$speedup[j]), tab$data[j], tab$rhs[j],
+          tab$implementation[j])
 } else if (!run_plnm) {
   "not measured (PLNmodels not run)"
 } else "none (no model where PLNmodels needs more than 0.5 s at the optimum)"
