@@ -41,3 +41,147 @@
 #'            control = PLN_param(maxit = 300))
 #' fit$loglik
 NULL
+
+#' Trichoptera data set
+#'
+#' Counts of 17 Trichoptera (caddisfly) species caught in light traps during 49
+#' nights between 1959 and 1960, with two of the night's meteorological
+#' covariates. One of the validation data sets of this package (see
+#' `inst/extdata/validation-reference.csv`).
+#'
+#' @format A data frame with 49 rows (trapping nights, named `1` to `49`) and 4
+#'   columns:
+#' * `Abundance`: 49 x 17 integer count matrix (a matrix column, kept whole
+#'   with [I()]), one column per species (abbreviated names).
+#' * `Wind`: wind (m/s).
+#' * `Temperature`: evening temperature (degrees Celsius).
+#' * `Offset`: total count of the night (sum of the row of `Abundance`); use it
+#'   as `offset(log(Offset))` in a formula.
+#'
+#' @source Usseglio-Polatera, P. and Auda, Y. (1987). Influence des facteurs
+#'   m\enc{é}{e}t\enc{é}{e}orologiques sur les r\enc{é}{e}sultats de pi\enc{é}{e}geage
+#'   lumineux. *Annales de Limnologie*, 23, 65--79. Data from P.
+#'   Usseglio-Polatera. Distributed with the R package PLNmodels (GPL), as
+#'   prepared by its `prepare_data()`; rebuilt here by `data-raw/validation.R`.
+#'
+#' @docType data
+#' @keywords datasets
+#' @name trichoptera
+#' @usage data(trichoptera)
+#' @examples
+#' data(trichoptera)
+#' dim(trichoptera$Abundance)
+#' fit <- PLN(Abundance ~ Wind + Temperature + offset(log(Offset)),
+#'            data = trichoptera, control = PLN_param(maxit = 50))
+#' fit$loglik
+NULL
+
+#' Barents sea fish data set
+#'
+#' Counts of 30 fish species at 89 sites of the Barents sea, with the sampling
+#' effort of each site and two of its covariates. One of the validation data
+#' sets of this package (see `inst/extdata/validation-reference.csv`).
+#'
+#' @format A data frame with 89 rows (sites, named `1` to `89`) and 4 columns:
+#' * `Abundance`: 89 x 30 integer count matrix (a matrix column, kept whole
+#'   with [I()]), one column per species (abbreviated Latin names).
+#' * `Depth`: depth of the site (m).
+#' * `Temperature`: water temperature (degrees Celsius).
+#' * `Offset`: sampling effort of the site (equal to the total count of the
+#'   site); use it as `offset(log(Offset))` in a formula.
+#'
+#' @source Fossheim, M., Nilssen, E. M. and Aschan, M. (2006). Fish assemblages
+#'   in the Barents Sea. *Marine Biology Research*, 2(4).
+#'   \doi{10.1080/17451000600815698}. Data from M. Fossheim and coauthors.
+#'   Distributed with the R package PLNmodels (GPL), whose version also has the
+#'   sites' latitude and longitude; rebuilt here by `data-raw/validation.R`.
+#'
+#' @docType data
+#' @keywords datasets
+#' @name barents
+#' @usage data(barents)
+#' @examples
+#' data(barents)
+#' dim(barents$Abundance)
+#' fit <- PLN(Abundance ~ Depth + Temperature + offset(log(Offset)),
+#'            data = barents, control = PLN_param(maxit = 50))
+#' fit$loglik
+NULL
+
+#' Mollusk data set
+#'
+#' Counts of 32 mollusk species in 159 samples taken at 8 sites in old beds of a
+#' large river over the four seasons. One of the validation data sets of
+#' this package (see `inst/extdata/validation-reference.csv`); its model has no
+#' offset: `PLN(Abundance ~ 1)` and `PLN(Abundance ~ site + season)`.
+#'
+#' @format A data frame with 159 rows (samples, named `1` to `163`; the 4
+#'   samples of the original table without any count are left out) and 4
+#'   columns:
+#' * `Abundance`: 159 x 32 integer count matrix (a matrix column, kept whole
+#'   with [I()]), one column per species (abbreviated names).
+#' * `site`: factor, the sampling site (8 levels).
+#' * `season`: factor, the season, levels `automn`, `spring`, `summer`,
+#'   `winter` (spelled as in the source).
+#' * `Offset`: total count of the sample (sum of the row of `Abundance`); the
+#'   validation models do not use it.
+#'
+#' @source Richardot-Coulet, M., Chessel, D. and Bournaud, M. (1986).
+#'   Typological value of the benthos of old beds of a large river.
+#'   Methodological approach. *Archiv f\enc{ü}{u}r Hydrobiologie*, 107,
+#'   363--383. Data from M. Richardot-Coulet, D. Chessel and M. Bournaud, as
+#'   extracted from the R package ade4. Distributed with the R package
+#'   PLNmodels (GPL), as prepared by its `prepare_data()`; rebuilt here by
+#'   `data-raw/validation.R`.
+#'
+#' @docType data
+#' @keywords datasets
+#' @name mollusk
+#' @usage data(mollusk)
+#' @examples
+#' data(mollusk)
+#' dim(mollusk$Abundance)
+#' table(mollusk$site, mollusk$season)
+#' fit <- PLN(Abundance ~ 1, data = mollusk, control = PLN_param(maxit = 50))
+#' fit$loglik
+NULL
+
+#' Cow microbiome data set
+#'
+#' Counts of 259 amplicon sequence variants (ASV) in 880 samples of the
+#' microbiota of 45 dairy cows, taken at four body sites (mouth, nose, vagina
+#' and the milk of the teats) from one week before to seven months after
+#' calving; ASVs present in fewer than 5% of the samples are left out. The
+#' largest validation data set of this package (see
+#' `inst/extdata/validation-reference.csv`): about 90% of its counts are zeros.
+#'
+#' @format A data frame with 880 rows (samples, named by sample id) and 4
+#'   columns:
+#' * `Abundance`: 880 x 259 integer count matrix (a matrix column, kept whole
+#'   with [I()]), one column per ASV.
+#' * `site`: factor, the body site, levels `O` (oral), `N` (nasal), `V`
+#'   (vaginal), `M` (milk).
+#' * `time`: factor, the sampling time, levels `-1W` (one week before
+#'   calving), `1M`, `3M`, `7M` (one, three, seven months after calving).
+#' * `Offset`: sequencing depth of the sample (total reads before the ASVs were
+#'   filtered, so at least the row sum of `Abundance`); use it as
+#'   `offset(log(Offset))` in a formula.
+#'
+#' @source Mariadassou, M., Nouvel, L. X., Constant, F. et al. (2023).
+#'   Microbiota members from body sites of dairy cows are largely shared within
+#'   individual hosts throughout lactation but sharing is limited in the herd.
+#'   *Animal Microbiome*, 5, 32. \doi{10.1186/s42523-023-00252-w}. Data from M.
+#'   Mariadassou and coauthors. Distributed with the R package PLNmodels (GPL);
+#'   rebuilt here by `data-raw/validation.R`.
+#'
+#' @docType data
+#' @keywords datasets
+#' @name microcosm
+#' @usage data(microcosm)
+#' @examples
+#' data(microcosm)
+#' dim(microcosm$Abundance)
+#' table(microcosm$site)
+#' ## A fit takes minutes on 2 CPU cores:
+#' ## PLN(Abundance ~ site + offset(log(Offset)), data = microcosm)
+NULL

@@ -1,0 +1,231 @@
+#!/usr/bin/env Rscript
+# The validation table: every model of inst/extdata/validation-reference.csv (trichoptera,
+# barents, mollusk, microcosm, oaks; an intercept-only model and one with covariates each) fitted
+# in one run by plntorch's PLN() with its default control, once per backend of this build, and by
+# PLNmodels' PLN() with its builtin and nlopt backends when PLNmodels is installed. Each whole
+# PLN() call is timed (elapsed seconds, package already loaded).
+#
+#   Rscript inst/bench/validation.R                         all data sets
+#   Rscript inst/bench/validation.R --only trichoptera,mollusk
+#   Rscript inst/bench/validation.R --reps 5                best of 5 runs for fits under 5 s
+#                                                           (default 3; longer fits run once)
+#   Rscript inst/bench/validation.R --skip-plnmodels        plntorch only (gaps then refer to the
+#                                                           reference CSV)
+#   Rscript inst/bench/validation.R --save                  also write
+#                                  inst/bench/results/validation-<date>.csv and .md
+#
+# Run it from the package root. Models: Abundance ~ <rhs> + offset(log(Offset)), except mollusk,
+# Abundance ~ <rhs> without offset (PLNmodels' own model for it). The fit to reach is the better
+# of PLNmodels' two log-likelihoods measured in this run; a plntorch fit is at the optimum when
+# its log-likelihood is at least that minus the tolerance max(0.1, 1e-5 * |best|) (microcosm:
+# 2.2). The speed-up is the time of the faster PLNmodels backend within that tolerance of the
+# best, divided by plntorch's time.
+suppressPackageStartupMessages(library(plntorch))
+
+## ---- options
+args <- commandArgs(trailingOnly = TRUE)
+known <- c("--only", "--reps", "--skip-plnmodels", "--save")
+flags <- grep("^--", args, value = TRUE)
+if (length(bad <- setdiff(flags, known)))
+  stop("unknown option ", paste(bad, collapse = ", "), "; known: ", paste(known, collapse = ", "),
+       call. = FALSE)
+option_value <- function(name, default) {
+  i <- match(name, args)
+  if (is.na(i)) return(default)
+  if (i == length(args) || startsWith(args[i + 1], "--"))
+    stop(name, " needs a value", call. = FALSE)
+  args[i + 1]
+}
+reps <- as.integer(option_value("--reps", "3"))
+if (is.na(reps) || reps < 1) stop("--reps must be a positive integer", call. = FALSE)
+only <- option_value("--only", NULL)
+save <- "--save" %in% args
+command <- paste(c("Rscript inst/bench/validation.R", args), collapse = " ")
+
+plnm_version <- if ("--skip-plnmodels" %in% args) {
+  "skipped (--skip-plnmodels)"
+} else if (requireNamespace("PLNmodels", quietly = TRUE)) {
+  as.character(utils::packageVersion("PLNmodels"))
+} else {
+  "not installed"
+}
+run_plnm <- grepl("^[0-9]", plnm_version)
+if (!run_plnm) cat("PLNmodels", plnm_version, "-- its rows are left NA; gaps refer to the",
+                   "reference CSV's best log-likelihood.\n")
+
+## ---- what to fit
+## The package root's copy when run from there, else the installed one.
+ref_file <- file.path("inst", "extdata", "validation-reference.csv")
+if (!file.exists(ref_file))
+  ref_file <- system.file("extdata", "validation-reference.csv", package = "plntorch")
+ref <- utils::read.csv(ref_file, stringsAsFactors = FALSE)
+if (!is.null(only)) {
+  only <- strsplit(only, ",", fixed = TRUE)[[1]]
+  if (length(bad <- setdiff(only, ref$data)))
+    stop("--only: unknown data set ", paste(bad, collapse = ", "), "; known: ",
+         paste(unique(ref$data), collapse = ", "), call. = FALSE)
+  ref <- ref[ref$data %in% only, ]
+}
+tolerance <- function(data, best) ifelse(data == "microcosm", 2.2, pmax(0.1, 1e-5 * abs(best)))
+
+load_data <- function(name) {
+  env <- new.env()
+  utils::data(list = name, package = "plntorch", envir = env)
+  env[[name]]
+}
+
+model_formula <- function(rhs, offset) {
+  stats::as.formula(paste("Abundance ~", rhs, if (offset) "+ offset(log(Offset))"))
+}
+
+## Best of `reps` elapsed times of fit_once() (one run when the first takes 5 s or more);
+## an error is kept as the row's status so that the run goes on.
+time_fit <- function(fit_once) {
+  best <- Inf
+  for (r in seq_len(reps)) {
+    t0 <- proc.time()[["elapsed"]]
+    fit <- tryCatch(fit_once(), error = function(e) e)
+    if (inherits(fit, "error")) return(list(fit = NULL, seconds = NA_real_,
+                                            error = conditionMessage(fit)))
+    best <- min(best, proc.time()[["elapsed"]] - t0)
+    if (best >= 5) break
+  }
+  list(fit = fit, seconds = best, error = NULL)
+}
+
+## One row of the table from a timed fit (`timed` NULL: not run, `why` says why).
+fit_row <- function(case, implementation, timed, why = NA_character_) {
+  fit <- timed$fit
+  op <- if (is.null(fit)) list() else fit$optim_par
+  is_torch <- startsWith(implementation, "plntorch")
+  status <- if (!is.null(timed$error)) "error" else if (is.null(fit)) why else
+    as.character(op$status)
+  row <- data.frame(
+    data = case$data, n = case$n, p = case$p, rhs = case$rhs, offset = case$offset,
+    implementation = implementation,
+    optimizer = if (is_torch && !is.null(fit)) op$optimizer else NA_character_,
+    steps = if (is_torch && !is.null(fit)) as.integer(op$steps) else NA_integer_,
+    status = status,
+    seconds = if (is.null(fit)) NA_real_ else timed$seconds,
+    loglik = if (is.null(fit)) NA_real_ else fit$loglik,
+    stringsAsFactors = FALSE)
+  cat(sprintf("  %-40s %-18s %s\n", paste(case$data, "~", case$rhs), implementation,
+              if (!is.null(timed$error)) paste("error:", timed$error)
+              else if (is.null(fit)) paste("not run:", why)
+              else sprintf("%8s s  loglik %12.2f  %s", format_seconds(row$seconds), row$loglik,
+                           status)))
+  row
+}
+
+format_seconds <- function(s) {
+  ifelse(is.na(s), "", ifelse(s < 1, sprintf("%.3f", s), sprintf("%.2f", s)))
+}
+format_speedup <- function(x) ifelse(x < 1, sprintf("%.2fx", x), sprintf("%.1fx", x))
+
+## ---- the fits
+backends <- pln_backends()$backends
+rows <- list()
+for (i in seq_len(nrow(ref))) {
+  case <- ref[i, ]
+  dat <- load_data(case$data)
+  stopifnot(nrow(dat) == case$n, ncol(dat$Abundance) == case$p)
+  form <- model_formula(case$rhs, case$offset)
+  for (be in backends) {
+    timed <- time_fit(function() PLN(form, data = dat, control = PLN_param(backend = be)))
+    rows[[length(rows) + 1]] <- fit_row(case, paste("plntorch", be), timed)
+  }
+  for (bk in c("builtin", "nlopt")) {
+    timed <- if (run_plnm) time_fit(function() {
+      PLNmodels::PLN(form, data = dat, control = PLNmodels::PLN_param(backend = bk, trace = 0))
+    })
+    rows[[length(rows) + 1]] <- fit_row(case, paste("PLNmodels", bk), timed, why = plnm_version)
+  }
+}
+tab <- do.call(rbind, rows)
+
+## ---- the fit to reach, gaps and speed-ups, per (data, rhs)
+is_plnm <- startsWith(tab$implementation, "PLNmodels")
+key <- paste(tab$data, tab$rhs)
+ref_best <- ref$best_loglik[match(key, paste(ref$data, ref$rhs))]
+measured_best <- ave(ifelse(is_plnm, tab$loglik, NA), key,
+                     FUN = function(x) if (all(is.na(x))) NA_real_ else max(x, na.rm = TRUE))
+tab$best_from_reference <- is.na(measured_best)
+tab$best_plnm <- ifelse(is.na(measured_best), ref_best, measured_best)
+tab$tolerance <- tolerance(tab$data, tab$best_plnm)
+tab$gap <- tab$loglik - tab$best_plnm
+tab$at_optimum <- tab$gap >= -tab$tolerance
+tab$plnm_seconds <- ave(ifelse(is_plnm & tab$at_optimum, tab$seconds, NA), key,
+                        FUN = function(x) if (all(is.na(x))) NA_real_ else min(x, na.rm = TRUE))
+tab$speedup <- ifelse(is_plnm, NA, tab$plnm_seconds / tab$seconds)
+
+## ---- report
+cpu <- tryCatch(sub(".*: *", "", grep("^model name", readLines("/proc/cpuinfo"), value = TRUE)[1]),
+                error = function(e) NA_character_)
+info <- pln_backends()
+machine <- data.frame(
+  date = format(Sys.Date()), cores = parallel::detectCores(), cpu = cpu,
+  r_version = paste(R.version$major, R.version$minor, sep = "."), libtorch = info$libtorch,
+  torch_threads = info$threads, plnmodels = plnm_version, stringsAsFactors = FALSE)
+
+markdown_table <- function(tab) {
+  model <- paste("~", tab$rhs, ifelse(tab$offset, "+ offset(log(Offset))", "(no offset)"))
+  impl <- ifelse(is.na(tab$optimizer), tab$implementation,
+                 sprintf("%s (%s)", tab$implementation, tab$optimizer))
+  loglik <- ifelse(is.na(tab$loglik), "", sprintf("%.2f", tab$loglik))
+  gap <- ifelse(is.na(tab$gap), "", sprintf("%+.2f", tab$gap))
+  gap <- ifelse(!is.na(tab$at_optimum) & !tab$at_optimum, paste0("**", gap, "**"), gap)
+  gap <- ifelse(tab$best_from_reference & gap != "", paste(gap, "(ref.)"), gap)
+  speedup <- ifelse(is.na(tab$speedup), "", format_speedup(tab$speedup))
+  c(paste("| data | n x p | model | implementation | steps | status | seconds | loglik",
+          "| gap to PLNmodels best | speed-up |"),
+    "|---|---|---|---|---|---|---|---|---|---|",
+    sprintf("| %s | %d x %d | %s | %s | %s | %s | %s | %s | %s | %s |", tab$data, tab$n, tab$p,
+            model, impl, ifelse(is.na(tab$steps), "", tab$steps), tab$status,
+            format_seconds(tab$seconds), loglik, gap, speedup))
+}
+
+torch_rows <- !is_plnm & !is.na(tab$loglik)
+slow <- torch_rows & !is.na(tab$plnm_seconds) & tab$plnm_seconds > 0.5
+min_speedup <- if (any(slow)) {
+  j <- which(slow)[which.min(tab$speedup[slow])]
+  sprintf("%s (%s ~ %s, %s)", format_speedup(tab$speedup[j]), tab$data[j], tab$rhs[j],
+          tab$implementation[j])
+} else if (!run_plnm) {
+  "not measured (PLNmodels not run)"
+} else "none (no model where PLNmodels needs more than 0.5 s at the optimum)"
+summary_line <- sprintf(paste(
+  "Summary: %d of %d plntorch fits at PLNmodels' best log-likelihood (within tolerance);",
+  "minimum speed-up where PLNmodels needs more than 0.5 s: %s."),
+  sum(tab$at_optimum[torch_rows]), sum(!is_plnm), min_speedup)
+
+report <- c(
+  sprintf(paste("Validation of plntorch against PLNmodels, %s. Machine: %d cores (%s), R %s,",
+                "LibTorch %s (%d threads), PLNmodels %s. Command: `%s`."),
+          machine$date, machine$cores, machine$cpu, machine$r_version, machine$libtorch,
+          machine$torch_threads, machine$plnmodels, command),
+  "",
+  "Each row is one `PLN()` call with the default control, `PLN_param(backend = b)` in both",
+  "packages (PLNmodels with `trace = 0` besides, which only silences it); seconds: elapsed",
+  sprintf("time of the whole call, %s.",
+          if (reps == 1) "one run" else sprintf("best of %d runs for fits under 5 s", reps)),
+  "Steps: plntorch's optimisation steps; status: plntorch's, or PLNmodels' `optim_par$status`.",
+  "Gap: log-likelihood minus the better of PLNmodels' two in this run, in bold when below it by",
+  "more than the tolerance max(0.1, 1e-5 |best|) (microcosm: 2.2).",
+  if (any(tab$best_from_reference))
+    "(ref.): PLNmodels not run; gap to the best of `inst/extdata/validation-reference.csv`.",
+  "Speed-up: time of the faster PLNmodels backend within the tolerance of the best, divided by",
+  "plntorch's time.",
+  "",
+  markdown_table(tab),
+  "",
+  summary_line)
+
+cat("\n", report, sep = "\n")
+
+if (save) {
+  dir.create(file.path("inst", "bench", "results"), showWarnings = FALSE, recursive = TRUE)
+  stem <- file.path("inst", "bench", "results", paste0("validation-", machine$date))
+  utils::write.csv(cbind(machine, tab), paste0(stem, ".csv"), row.names = FALSE)
+  writeLines(report, paste0(stem, ".md"))
+  cat("\nwritten:", paste0(stem, c(".csv", ".md")), "\n")
+}
