@@ -17,7 +17,8 @@ at::Tensor AutogradBackend::objective(const State& st) {
 
 at::Tensor AutogradBackend::value(const Point& x, const Profile& prof) {
   c10::NoGradGuard no_grad;
-  return (pb_.w * rows(pb_.O + x.M, prof.Mres, prof.S2, x.P, prof.Omega, prof.logdet)).sum();
+  return at::sum(pb_.w * rows(pb_.O + x.M, prof.Mres, prof.S2, x.P, prof.Omega, prof.logdet),
+                 at::kDouble);
 }
 
 void AutogradBackend::gradient(const Point& x, const Profile& prof, at::Tensor& gM, at::Tensor& gP,

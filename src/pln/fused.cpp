@@ -99,7 +99,7 @@ PassResult pass_cpu_impl(const PassTensors& t, const StepConst<double>& cd) {
   }
   auto dopt = at::TensorOptions().dtype(at::kDouble);
   PassResult res;
-  res.elbo = at::scalar_tensor(ordered_sum(e_blk), dopt).to(t.Y.options());
+  res.elbo = at::scalar_tensor(ordered_sum(e_blk), dopt);
   // from_blob does not own the vectors: copy (to() alone would alias them for float64).
   res.gB = at::from_blob(gB.data(), {d, p}, dopt).to(t.Y.options(), false, true);
   res.s2sum = at::from_blob(s2sum.data(), {p}, dopt).to(t.Y.options(), false, true);
@@ -177,7 +177,7 @@ class Fused : public Backend {
                          : fused::value_cpu<float>(pb_.Y, pb_.O, x.M, x.P, prof.S2, pb_.w, R_);
     // At the closed-form Omega, sum_i w_i (-(M Omega)_i M_i' / 2 - S2_i diag(Omega) / 2) is
     // -tr(Omega Sigma) wsum / 2 = -wsum p / 2, which cancels the ELBO's constant wsum p / 2.
-    return e + pb_.lconst_sum + 0.5 * pb_.wsum * prof.logdet;
+    return e + pb_.lconst_sum + 0.5 * pb_.wsum * prof.logdet.to(at::kDouble);
   }
 
   void gradient(const Point& x, const Profile& prof, at::Tensor& gM, at::Tensor& gP,
@@ -233,7 +233,7 @@ class Fused : public Backend {
                          m1_, m2_, s1_, s2_};
     auto res = fused::pass_cpu(t, opt_, c);
     auto J = res.elbo + pb_.lconst_sum +
-             pb_.wsum * (0.5 * st.logdet + 0.5 * static_cast<double>(pb_.p));
+             pb_.wsum * (0.5 * st.logdet.to(at::kDouble) + 0.5 * static_cast<double>(pb_.p));
     optimB_->step({st.B}, {res.gB});
     auto MtWM = pb_.unit_weights ? at::mm(st.M.t(), st.M) : at::mm(st.M.t(), st.M * pb_.w_col);
     covariance_from_stats(pb_, MtWM, res.s2sum, st);

@@ -18,7 +18,7 @@ struct PassTensors {
 };
 
 struct PassResult {
-  at::Tensor elbo;   // 0-dim: sum_i w_i sum_j term_ij (without the constant, log det and p/2 parts)
+  at::Tensor elbo;   // 0-dim, float64: sum_i w_i sum_j term_ij (no constant, log det, p/2 parts)
   at::Tensor gB;     // d x p: X' W (Y - A)
   at::Tensor s2sum;  // p: sum_i w_i S_ij^2 after the update
 };

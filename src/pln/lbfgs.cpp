@@ -130,7 +130,8 @@ class QuasiNewton {
     for (int k = 0; k < kBacktracks; ++k) {
       xt = {at::add(x_.M, d.M, t), at::add(x_.P, d.P, t)};
       const double Jt = value(xt, pt);
-      if (std::isfinite(Jt) && Jt >= J_ + kArmijo * t * slope) {
+      // Jt > J_ too: where J_ + kArmijo t slope rounds to J_, a step must still increase J.
+      if (std::isfinite(Jt) && Jt >= J_ + kArmijo * t * slope && Jt > J_) {
         t_ = t;
         return Jt;
       }
