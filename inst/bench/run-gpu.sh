@@ -64,7 +64,10 @@ direct_build() {
     o=$d/$(basename "$f" .cpp).o; objs+=("$o")
     g++ -std=c++17 -O2 -fPIC $CPPF -c "$f" -o "$o" & pids+=($!)
   done
-  $NVCC $NVF -Xptxas -v $CPPF -c src/pln/fused_cuda.cu -o "$d/fused_cuda.o" & pids+=($!)
+  for f in src/pln/*.cu; do
+    o=$d/$(basename "$f" .cu).cu.o; objs+=("$o")
+    $NVCC $NVF -Xptxas -v $CPPF -c "$f" -o "$o" & pids+=($!)
+  done
   for f in tests/cpp/test_main.cpp tests/cpp/test_engine.cpp tests/cpp/test_cuda.cpp inst/bench/bench.cpp; do
     g++ -std=c++17 -O2 $CPPF -DPLN_CUDA_KERNELS -Isrc/pln -I.carry -c "$f" -o "$d/$(basename "$f" .cpp).o" & pids+=($!)
   done
@@ -72,8 +75,8 @@ direct_build() {
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
   [ $rc = 0 ] || return 1
   g++ -o "$BUILD/engine_tests" "$d/test_main.o" "$d/test_engine.o" "$d/test_cuda.o" "${objs[@]}" \
-    "$d/fused_cuda.o" $LIBS -lpthread &&
-    g++ -o "$BUILD/pln_bench" "$d/bench.o" "${objs[@]}" "$d/fused_cuda.o" $LIBS -lpthread
+    $LIBS -lpthread &&
+    g++ -o "$BUILD/pln_bench" "$d/bench.o" "${objs[@]}" $LIBS -lpthread
 }
 
 cmake_build() {
