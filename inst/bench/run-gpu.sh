@@ -4,7 +4,8 @@
 #   2. the engine, its Catch2 tests and the benchmark driver, built by CMake (tests/cpp), or with
 #      configure's own flags when CMake cannot use that LibTorch;
 #   3. the CUDA Catch2 tests, while R CMD INSTALL builds the package (R carried in .rdeb);
-#   4. B1 and B2 for every backend and device, and the scale run (pln_bench);
+#   4. B1 and B2 for every backend and device, the converged default fits C1 and C2 (lbfgs), and
+#      the scale run (pln_bench);
 #   5. tests/testthat/test-cuda.R against the installed package (device = "cuda"), then
 #      inst/bench/leak-check.R on the GPU (100 fits per backend).
 # Logs and results go to $OUT (default /tmp/pln-gpu): summary.txt, build.log, tests.log,
