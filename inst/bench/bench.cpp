@@ -1,10 +1,12 @@
 // Benchmark driver of the engine, with no R: protocols B1 and B2 of the benchmarks for every
-// backend on every device present, in one run (ratios from the same run), and the scale run
-// (synthetic PLN, n = 1e6, p = 1000, float32, fused on CUDA). Built by tests/cpp/CMakeLists.txt
-// as pln_bench; inst/bench/run-gpu.sh runs it on the GPU machine.
+// backend on every device present, in one run (ratios from the same run); the converged default
+// fits C1 (oaks x100) and C2 (oaks): lbfgs from the lm start to convergence, every backend on CUDA
+// and fused on the CPU, in float64 and float32; and the scale run (synthetic PLN, n = 1e6,
+// p = 1000, float32, fused on CUDA). Built by tests/cpp/CMakeLists.txt as pln_bench;
+// inst/bench/run-gpu.sh runs it on the GPU machine.
 //
 //   pln_bench [--data data-raw] [--out inst/bench/results] [--steps 5000] [--cpu-steps 20]
-//             [--reps 2] [--no-b1] [--no-b2] [--scale N,P,STEPS] [--date YYYY-MM-DD]
+//             [--reps 2] [--no-b1] [--no-b2] [--no-conv] [--scale N,P,STEPS] [--date YYYY-MM-DD]
 //
 // Writes <out>/<date>-<gpu>.csv (one row per run) and <out>/<date>-<gpu>-traces.csv (every 10th
 // ELBO of each B1 run on the GPU), and prints a table.
@@ -144,16 +146,35 @@ pln::FitOptions b1_options(const std::string& backend, const std::string& device
   return o;
 }
 
+// The converged default fit (C1, C2): lbfgs from the lm start until it stops, tol 1e-9 in float64
+// and 1e-6 in float32.
+pln::FitOptions converged_options(const std::string& backend, const std::string& device,
+                                  const std::string& dtype) {
+  pln::FitOptions o;
+  o.backend = backend;
+  o.device = device;
+  o.dtype = dtype;
+  o.optimizer = "lbfgs";
+  o.maxit = 10000;
+  o.tol = dtype == "float64" ? 1e-9 : 1e-6;
+  o.init = "lm";
+  return o;
+}
+
 // Runs with an environment variable set for the fused CUDA variants.
 struct Variant {
   std::string name, env, value;
 };
 
 void set_variant(const Variant& v) {
-  for (const char* k : {"PLN_CUDA_GRAPHS", "PLN_CUDA_GEMM", "PLN_CUDA_COV", "PLN_CUDA_FORK"})
-    unsetenv(k);
+  for (const char* k : {"PLN_CUDA_GRAPHS", "PLN_CUDA_COV"}) unsetenv(k);
   if (!v.env.empty()) setenv(v.env.c_str(), v.value.c_str(), 1);
 }
+
+// The converged default fits; their rows also show the stopping status.
+bool converged_fit(const std::string& bench) { return bench == "C1" || bench == "C2"; }
+// Rows whose "final ELBO" column is the log-likelihood (sum of loglik_vec).
+bool reports_loglik(const std::string& bench) { return bench == "B2" || converged_fit(bench); }
 
 double rel(double a, double b) { return std::fabs(a - b) / std::fabs(b); }
 
@@ -163,7 +184,7 @@ int main(int argc, char** argv) {
   std::string data_dir = "data-raw", out_dir = "inst/bench/results", date = today();
   int64_t steps = 5000, cpu_steps = 20, scale_n = 0, scale_p = 0, scale_steps = 0;
   int reps = 2;
-  bool b1 = true, b2 = true;
+  bool b1 = true, b2 = true, conv = true;
   for (int k = 1; k < argc; ++k) {
     std::string a = argv[k];
     auto next = [&]() -> std::string {
@@ -178,6 +199,7 @@ int main(int argc, char** argv) {
     else if (a == "--date") date = next();
     else if (a == "--no-b1") b1 = false;
     else if (a == "--no-b2") b2 = false;
+    else if (a == "--no-conv") conv = false;
     else if (a == "--scale") {
       std::string s = next();
       std::replace(s.begin(), s.end(), ',', ' ');
@@ -262,9 +284,6 @@ int main(int argc, char** argv) {
         if (cuda && be == "fused")
           vars = {{"default", "", ""},
                   {"sweep", "PLN_CUDA_COV", "sweep"},
-                  {"blocked-sweep", "PLN_CUDA_COV", "blocked"},
-                  {"cusolver-cov", "PLN_CUDA_COV", "library"},
-                  {"own-gemm", "PLN_CUDA_GEMM", "own"},
                   {"no-graph", "PLN_CUDA_GRAPHS", "0"}};
         for (const auto& v : vars) {
           set_variant(v);
@@ -286,9 +305,7 @@ int main(int argc, char** argv) {
   if (b1 && gpu) {
     const Data D = oaks(data_dir, 100);
     for (const Variant& v : std::vector<Variant>{{"default", "", ""},
-                                                 {"sweep", "PLN_CUDA_COV", "sweep"},
-                                                 {"blocked-sweep", "PLN_CUDA_COV", "blocked"},
-                                                 {"own-gemm", "PLN_CUDA_GEMM", "own"}}) {
+                                                 {"sweep", "PLN_CUDA_COV", "sweep"}}) {
       set_variant(v);
       setenv("PLN_CUDA_PROFILE", "1", 1);
       try {
@@ -322,17 +339,43 @@ int main(int argc, char** argv) {
       }
   }
 
-  // Ratios and trace agreement against eager on the same bench, device and step count.
+  // C1, C2: for every backend on CUDA and fused on the CPU, float64 then float32 (the variant
+  // column); each fit once untimed (setup, compilation), then timed.
+  if (conv) {
+    const std::vector<std::pair<std::string, int>> sets = {{"C1", 100}, {"C2", 1}};
+    for (const auto& set : sets) {
+      const Data D = oaks(data_dir, set.second);
+      std::cout << set.first << ": oaks x" << set.second << ", n = " << D.n
+                << ", lbfgs from the lm start to convergence (tol 1e-9 float64, 1e-6 float32)\n";
+      for (const std::string dtype : {"float64", "float32"}) {
+        if (gpu)
+          for (const std::string be : {"eager", "script", "fused"})
+            fit_row(set.first, D, converged_options(be, "cuda", dtype), false, dtype, reps, 5);
+        fit_row(set.first, D, converged_options("fused", "cpu", dtype), false, dtype, 1, 5);
+      }
+    }
+  }
+
+  // Ratios and trace agreement against eager on the same bench, device and step count; for the
+  // converged fits, seconds and log-likelihood against eager's fit of the same dtype.
   for (auto& r : rows) {
-    for (const auto& e : rows)
-      if (e.bench == r.bench && e.device == r.device && e.backend == "eager" &&
-          e.variant == "default" && !e.trace.empty() && e.trace.size() == r.trace.size()) {
+    for (const auto& e : rows) {
+      if (e.bench != r.bench || e.device != r.device || e.backend != "eager") continue;
+      if (converged_fit(r.bench)) {
+        if (e.variant == r.variant && !e.trace.empty()) {
+          r.speedup = e.seconds / r.seconds;
+          r.final_rel = rel(r.loglik, e.loglik);
+        }
+        continue;
+      }
+      if (e.variant == "default" && !e.trace.empty() && e.trace.size() == r.trace.size()) {
         r.speedup = e.seconds / r.seconds;
         r.final_rel = rel(r.trace.back(), e.trace.back());
         r.max_rel = 0;
         for (size_t s = 0; s < r.trace.size(); ++s)
           r.max_rel = std::max(r.max_rel, rel(r.trace[s], e.trace[s]));
       }
+    }
   }
 
   // The scale run: synthetic PLN on the GPU, fused, through the backend interface so that the
@@ -455,7 +498,7 @@ int main(int argc, char** argv) {
         << r.optimizer << "," << r.n << "," << r.p << "," << r.steps << "," << r.threads << ","
         << r.warmup << "," << r.setup << "," << r.seconds << ","
         << (r.steps > 0 ? r.seconds / r.steps * 1e3 : NAN) << "," << r.final_elbo << ","
-        << (r.bench == "B2" ? r.loglik : NAN) << "," << r.final_rel << "," << r.max_rel << ","
+        << (reports_loglik(r.bench) ? r.loglik : NAN) << "," << r.final_rel << "," << r.max_rel << ","
         << r.speedup << "," << r.peak_gb << ",\"" << r.status << "\"\n";
     }
     if (!pieces.empty()) {
@@ -486,8 +529,10 @@ int main(int argc, char** argv) {
                 r.bench.c_str(), r.backend.c_str(), r.variant.c_str(), r.device.c_str(),
                 static_cast<long long>(r.steps), r.warmup, r.seconds,
                 r.steps > 0 ? r.seconds / r.steps * 1e3 : NAN,
-                r.bench == "B2" ? r.loglik : r.final_elbo, r.final_rel, r.speedup, r.peak_gb,
-                r.status == "maxit" || r.status == "converged" || r.status == "ok"
+                reports_loglik(r.bench) ? r.loglik : r.final_elbo, r.final_rel, r.speedup,
+                r.peak_gb,
+                !converged_fit(r.bench) &&
+                        (r.status == "maxit" || r.status == "converged" || r.status == "ok")
                     ? ""
                     : r.status.c_str());
   if (!pieces.empty()) {

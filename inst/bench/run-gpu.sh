@@ -4,7 +4,8 @@
 #   2. the engine, its Catch2 tests and the benchmark driver, built by CMake (tests/cpp), or with
 #      configure's own flags when CMake cannot use that LibTorch;
 #   3. the CUDA Catch2 tests, while R CMD INSTALL builds the package (R carried in .rdeb);
-#   4. B1 and B2 for every backend and device, and the scale run (pln_bench);
+#   4. B1 and B2 for every backend and device, the converged default fits C1 and C2 (lbfgs), and
+#      the scale run (pln_bench);
 #   5. tests/testthat/test-cuda.R against the installed package (device = "cuda"), then
 #      inst/bench/leak-check.R on the GPU (100 fits per backend).
 # Logs and results go to $OUT (default /tmp/pln-gpu): summary.txt, build.log, tests.log,
@@ -64,7 +65,10 @@ direct_build() {
     o=$d/$(basename "$f" .cpp).o; objs+=("$o")
     g++ -std=c++17 -O2 -fPIC $CPPF -c "$f" -o "$o" & pids+=($!)
   done
-  $NVCC $NVF -Xptxas -v $CPPF -c src/pln/fused_cuda.cu -o "$d/fused_cuda.o" & pids+=($!)
+  for f in src/pln/*.cu; do
+    o=$d/$(basename "$f" .cu).cu.o; objs+=("$o")
+    $NVCC $NVF -Xptxas -v $CPPF -c "$f" -o "$o" & pids+=($!)
+  done
   for f in tests/cpp/test_main.cpp tests/cpp/test_engine.cpp tests/cpp/test_cuda.cpp inst/bench/bench.cpp; do
     g++ -std=c++17 -O2 $CPPF -DPLN_CUDA_KERNELS -Isrc/pln -I.carry -c "$f" -o "$d/$(basename "$f" .cpp).o" & pids+=($!)
   done
@@ -72,8 +76,8 @@ direct_build() {
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
   [ $rc = 0 ] || return 1
   g++ -o "$BUILD/engine_tests" "$d/test_main.o" "$d/test_engine.o" "$d/test_cuda.o" "${objs[@]}" \
-    "$d/fused_cuda.o" $LIBS -lpthread &&
-    g++ -o "$BUILD/pln_bench" "$d/bench.o" "${objs[@]}" "$d/fused_cuda.o" $LIBS -lpthread
+    $LIBS -lpthread &&
+    g++ -o "$BUILD/pln_bench" "$d/bench.o" "${objs[@]}" $LIBS -lpthread
 }
 
 cmake_build() {

@@ -147,6 +147,34 @@ void gradient_cpu(const at::Tensor& Yt, const at::Tensor& S2t, const at::Tensor&
   });
 }
 
+// sum_i w_i sum_j profiled_term() (0-dim float64) on the tensors' device, R = Y - A.
+at::Tensor value_pass(const at::Tensor& Y, const at::Tensor& O, const at::Tensor& M,
+                      const at::Tensor& P, const at::Tensor& S2, const at::Tensor& w,
+                      at::Tensor& R) {
+#ifdef PLN_CUDA_KERNELS
+  if (Y.is_cuda()) return value_cuda(Y, O, M, P, S2, w, R);
+#endif
+  const double e = Y.scalar_type() == at::kDouble ? value_cpu<double>(Y, O, M, P, S2, w, R)
+                                                  : value_cpu<float>(Y, O, M, P, S2, w, R);
+  return at::scalar_tensor(e, at::TensorOptions().dtype(at::kDouble));
+}
+
+// profiled_gradient() at every entry on the tensors' device, R turned into A.
+void gradient_pass(const at::Tensor& Y, const at::Tensor& S2, const at::Tensor& MO,
+                   const at::Tensor& dOm, const at::Tensor& w, at::Tensor& A, at::Tensor& gM,
+                   at::Tensor& gP) {
+#ifdef PLN_CUDA_KERNELS
+  if (Y.is_cuda()) {
+    gradient_cuda(Y, S2, MO, dOm, w, A, gM, gP);
+    return;
+  }
+#endif
+  if (Y.scalar_type() == at::kDouble)
+    gradient_cpu<double>(Y, S2, MO, dOm, w, A, gM, gP);
+  else
+    gradient_cpu<float>(Y, S2, MO, dOm, w, A, gM, gP);
+}
+
 }  // namespace
 
 PassResult pass_cpu(const PassTensors& t, Opt opt, const StepConst<double>& c) {
@@ -157,45 +185,42 @@ PassResult pass_cpu(const PassTensors& t, Opt opt, const StepConst<double>& c) {
                           : pass_cpu_impl<float, Opt::rprop>(t, c);
 }
 
+at::Tensor FusedBackend::value(const Point& x, const Profile& prof) {
+  c10::NoGradGuard no_grad;
+  if (!R_.defined()) R_ = at::empty_like(pb_.Y);
+  const auto e = value_pass(pb_.Y, pb_.O, x.M.contiguous(), x.P.contiguous(),
+                            prof.S2.contiguous(), pb_.w, R_);
+  // At the closed-form Omega, sum_i w_i (-(M Omega)_i M_i' / 2 - S2_i diag(Omega) / 2) is
+  // -tr(Omega Sigma) wsum / 2 = -wsum p / 2, which cancels the ELBO's constant wsum p / 2.
+  // In float64 (e is): J's changes are resolved below float32's precision of J itself.
+  return e + pb_.lconst_sum + 0.5 * pb_.wsum * prof.logdet.to(at::kDouble);
+}
+
+void FusedBackend::gradient(const Point& x, const Profile& prof, at::Tensor& gM, at::Tensor& gP,
+                            at::Tensor& A) {
+  c10::NoGradGuard no_grad;
+  (void)x;
+  if (!R_.defined()) throw std::logic_error("fused: gradient() before value()");
+  auto MO = at::mm(prof.Mres, prof.Omega);
+  auto dOm = at::diagonal(prof.Omega).contiguous();
+  gM = at::empty_like(MO);
+  gP = at::empty_like(MO);
+  A = R_;  // the gradient pass turns R = Y - A into A, in place
+  R_ = at::Tensor();
+  gradient_pass(pb_.Y, prof.S2.contiguous(), MO, dOm, pb_.w, A, gM, gP);
+}
+
 }  // namespace fused
 
 namespace {
 
-class Fused : public Backend {
+class Fused : public fused::FusedBackend {
  public:
   Fused(const Problem& pb, const FitOptions& opt)
-      : pb_(pb),
+      : FusedBackend(pb),
         opt_(opt.optimizer == "rprop" ? fused::Opt::rprop : fused::Opt::adam),
         lr_(opt.lr),
         optimB_(make_optimizer(opt.optimizer, opt.lr)) {}
-
-  at::Tensor value(const Point& x, const Profile& prof) override {
-    c10::NoGradGuard no_grad;
-    if (!R_.defined()) R_ = at::empty_like(x.M);
-    const double e = pb_.Y.scalar_type() == at::kDouble
-                         ? fused::value_cpu<double>(pb_.Y, pb_.O, x.M, x.P, prof.S2, pb_.w, R_)
-                         : fused::value_cpu<float>(pb_.Y, pb_.O, x.M, x.P, prof.S2, pb_.w, R_);
-    // At the closed-form Omega, sum_i w_i (-(M Omega)_i M_i' / 2 - S2_i diag(Omega) / 2) is
-    // -tr(Omega Sigma) wsum / 2 = -wsum p / 2, which cancels the ELBO's constant wsum p / 2.
-    return e + pb_.lconst_sum + 0.5 * pb_.wsum * prof.logdet.to(at::kDouble);
-  }
-
-  void gradient(const Point& x, const Profile& prof, at::Tensor& gM, at::Tensor& gP,
-                at::Tensor& A) override {
-    c10::NoGradGuard no_grad;
-    (void)x;
-    if (!R_.defined()) throw std::logic_error("fused: gradient() before value()");
-    auto MO = at::mm(prof.Mres, prof.Omega);
-    auto dOm = at::diagonal(prof.Omega).contiguous();
-    gM = at::empty_like(MO);
-    gP = at::empty_like(MO);
-    A = R_;  // the gradient pass turns R = Y - A into A, in place
-    R_ = at::Tensor();
-    if (pb_.Y.scalar_type() == at::kDouble)
-      fused::gradient_cpu<double>(pb_.Y, prof.S2, MO, dOm, pb_.w, A, gM, gP);
-    else
-      fused::gradient_cpu<float>(pb_.Y, prof.S2, MO, dOm, pb_.w, A, gM, gP);
-  }
 
   void prepare(State& st) override {
     st.B = st.B.detach();
@@ -241,12 +266,10 @@ class Fused : public Backend {
   }
 
  private:
-  const Problem& pb_;
   fused::Opt opt_;
   double lr_;
   std::unique_ptr<Optimizer> optimB_;
   at::Tensor m1_, m2_, s1_, s2_;
-  at::Tensor R_;  // Y - A at the point of the last value()
   int64_t t_ = 0;
 };
 

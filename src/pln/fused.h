@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include "backend.h"
 #include "fused_math.h"
 
 namespace pln {
@@ -24,9 +25,36 @@ struct PassResult {
 };
 
 PassResult pass_cpu(const PassTensors& t, Opt opt, const StepConst<double>& c);
+
+// The fused backend on either device: value() and gradient() of the profiled ELBO by two passes
+// over the data (fused_math.h), on the CPU or in CUDA kernels; the first-order step() is each
+// device's (Fused in fused.cpp, FusedCuda in fused_cuda.cu).
+class FusedBackend : public Backend {
+ public:
+  explicit FusedBackend(const Problem& pb) : pb_(pb) {}
+  at::Tensor value(const Point& x, const Profile& prof) override;
+  void gradient(const Point& x, const Profile& prof, at::Tensor& gM, at::Tensor& gP,
+                at::Tensor& A) override;
+
+ protected:
+  const Problem& pb_;
+
+ private:
+  at::Tensor R_;  // Y - A at the point of the last value()
+};
+
 #ifdef PLN_CUDA_KERNELS
-PassResult pass_cuda(const PassTensors& t, Opt opt, const StepConst<double>& c);  // fused_cuda.cu
-// newton_block() of fused_math.h at every entry (curvature.cpp), on the GPU.
+// The same passes in CUDA kernels (cuda_pass.cu). The first-order pass at given X B:
+PassResult pass_cuda(const PassTensors& t, Opt opt, const StepConst<double>& c);
+// The profiled ELBO's: sum_i w_i sum_j profiled_term() (0-dim float64, added in a fixed order),
+// with R = Y - A written; then profiled_gradient() at every entry, which turns R into A.
+at::Tensor value_cuda(const at::Tensor& Y, const at::Tensor& O, const at::Tensor& M,
+                      const at::Tensor& P, const at::Tensor& S2, const at::Tensor& w,
+                      at::Tensor& R);
+void gradient_cuda(const at::Tensor& Y, const at::Tensor& S2, const at::Tensor& MO,
+                   const at::Tensor& dOm, const at::Tensor& w, at::Tensor& A, at::Tensor& gM,
+                   at::Tensor& gP);
+// newton_block() of fused_math.h at every entry (curvature.cpp).
 void newton_blocks_cuda(const at::Tensor& Y, const at::Tensor& A, const at::Tensor& S2,
                         const at::Tensor& dOm, const at::Tensor& w, const at::Tensor& qM,
                         const at::Tensor& qP, at::Tensor& rM, at::Tensor& rP);

@@ -35,7 +35,7 @@ test_that("float32 is the default on CUDA and lands near the float64 CPU fit", {
   }
 })
 
-test_that("the default fit (newton) converges on CUDA with every backend", {
+test_that("the default fit (lbfgs) converges on CUDA with every backend", {
   skip_if_no_cuda()
   for (backend in pln_backends()$backends) {
     fit <- oaks_on("cuda", backend, dtype = "float64")
