@@ -1,7 +1,9 @@
 #include "problem.h"
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
+#include <vector>
 
 #include "elbo.h"
 
@@ -90,7 +92,14 @@ Problem make_problem(const FitInput& in, const at::TensorOptions& opt) {
   pb.R = R.to(opt);
   // Xo = X R^-1 = W^-1/2 Q.
   pb.Xo = (std::get<0>(qr) / pb.w.to(at::kCPU, at::kDouble).sqrt().unsqueeze(1)).to(opt);
-  auto lc = at::sum(log_likelihood_constant(pb.Y), {1}, false, at::kDouble);  // float64 sums
+  // Row sums in float64, over chunks of rows: the formula's temporaries are float64 n x p arrays,
+  // which at n = 1e6, p = 1000 would take several times the data's memory on a GPU.
+  const int64_t rows = std::max<int64_t>(1, (int64_t{1} << 24) / pb.p);
+  std::vector<at::Tensor> chunks;
+  for (int64_t i0 = 0; i0 < pb.n; i0 += rows)
+    chunks.push_back(at::sum(log_likelihood_constant(pb.Y.slice(0, i0, std::min(pb.n, i0 + rows))),
+                             {1}));
+  auto lc = at::cat(chunks);
   pb.lconst_sum = (lc * pb.w.to(at::kDouble)).sum().item<double>();
   pb.lconst_row = lc.to(opt);
   return pb;

@@ -225,6 +225,29 @@ TEST_CASE("CUDA: float32 lbfgs converges to the float64 log-likelihood", "[cuda]
   CHECK(l32 == Approx(l64).epsilon(1e-5));
 }
 
+TEST_CASE("CUDA: float32 with counts near 1e8 follows float64, every backend", "[cuda]") {
+  if (no_cuda_kernels()) return;
+  auto D = simulate(200, 6, 1, 27);
+  for (auto& o : D.O) o += std::log(1e7);
+  for (size_t k = 0; k < D.Y.size(); ++k) D.Y[k] = std::round(D.Y[k] * 1e7 + 12345 * (k % 7));
+  auto o = options("fused", "lbfgs", 5000, "lm", "cuda", "float64");
+  o.tol = 1e-9;
+  auto d64 = pln::fit(D.input(), o, {});
+  double l64 = 0;
+  for (double v : d64.loglik_vec) l64 += v;
+  for (const std::string be : {"eager", "script", "fused"}) {
+    o.backend = be;
+    o.dtype = "float32";
+    o.tol = 1e-6;
+    auto d32 = pln::fit(D.input(), o, {});
+    double l32 = 0;
+    for (double v : d32.loglik_vec) l32 += v;
+    INFO(be << ": float32 " << l32 << " (" << d32.status << "), float64 " << l64);
+    CHECK(l32 < 0);
+    CHECK(l32 == Approx(l64).epsilon(1e-5));
+  }
+}
+
 #ifdef PLN_CUDA_KERNELS
 TEST_CASE("CUDA: pass_cuda equals pass_cpu on random inputs", "[cuda]") {
   if (no_cuda_kernels()) return;
