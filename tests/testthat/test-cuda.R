@@ -75,7 +75,7 @@ test_that("a fit over plntorch.max_memory on CUDA is refused, naming the size; l
   old <- options(plntorch.max_memory = 1e5)
   on.exit(options(old))
   msg <- tryCatch({ oaks_on("cuda", "fused"); "" }, error = conditionMessage)
-  expect_match(msg, "^not enough memory on cuda: this fit needs about [0-9.]+ kB")
+  expect_match(msg, "^not enough memory on cuda: this fit needs about [0-9.]+ [kM]B")
   expect_match(msg, "float64, backend 'fused'", fixed = TRUE)
   expect_match(msg, "device = 'cpu'", fixed = TRUE)
   options(plntorch.max_memory = NULL)
