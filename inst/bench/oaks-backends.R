@@ -65,12 +65,12 @@ for (dn in names(datasets)) {
               op$threads, op$steps, op$status, r$seconds, r$fit$loglik)
     }
     if (requireNamespace("PLNmodels", quietly = TRUE)) {
-      for (bk in c("nlopt")) {
+      for (bk in c("builtin", "nlopt")) {
         t0 <- proc.time()[["elapsed"]]
         pm <- suppressWarnings(PLNmodels::PLN(form, data = dat,
-                                              control = PLNmodels::PLN_param(trace = 0)))
+                                              control = PLNmodels::PLN_param(backend = bk, trace = 0)))
         sec <- proc.time()[["elapsed"]] - t0
-        add_row(dn, model, paste0("PLNmodels ", utils::packageVersion("PLNmodels")), "cpu",
+        add_row(dn, model, paste0("PLNmodels ", utils::packageVersion("PLNmodels"), " ", bk), "cpu",
                 "float64", NA, NA, "", sec, pm$loglik)
       }
     }

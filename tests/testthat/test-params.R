@@ -14,7 +14,7 @@ test_that("PLN_param() holds checked values and leaves build-dependent ones to r
   expect_identical(r$dtype, "float64")
   expect_identical(r$optimizer, "lbfgs")
   expect_identical(r$lr, .pln_defaults$lr[["lbfgs"]])
-  expect_identical(r$tol, 1e-9)
+  expect_identical(r$tol, 1e-8)
   expect_identical(resolve_control(PLN_param(dtype = "float32"), info)$tol, 1e-6)
   expect_identical(resolve_control(PLN_param(optimizer = "rprop"), info)$tol,
                    .pln_defaults$tol[["rprop"]])
