@@ -40,11 +40,14 @@ print.PLNfit_torch <- function(x, ...) {
   if (length(covariates) > 6L) covariates <- c(covariates[1:5], "...")
   cat(sprintf("  %d samples, %d species, %d covariate column(s): %s\n",
               x$n, x$p, x$d, paste(covariates, collapse = ", ")))
-  cat(sprintf("  engine: backend %s, device %s, %s, optimizer %s (lr %s), %d thread(s)\n",
-              op$backend, op$device, op$dtype, op$optimizer, format(op$lr), op$threads))
+  cat(sprintf("  engine: backend %s, device %s, %s, optimizer %s (%s), %d thread(s)\n",
+              op$backend, op$device, op$dtype, op$optimizer,
+              if (identical(op$optimizer, "lbfgs")) paste("tol", format(op$tol))
+              else paste("lr", format(op$lr)), op$threads))
   cat(sprintf("  %d steps, %s, %.3f s\n", op$steps,
-              if (identical(op$status, "converged")) "converged"
-              else "stopped at maxit (not converged)", op$seconds))
+              switch(op$status, converged = "converged",
+                     stalled = "stalled at the precision of its dtype (not converged)",
+                     "stopped at maxit (not converged)"), op$seconds))
   print(format(x$criteria, digits = 8), row.names = FALSE)
   invisible(x)
 }
