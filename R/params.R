@@ -7,7 +7,7 @@
   lr          = c(lbfgs = 1, adam = 0.01, rprop = 0.05), # lr = NULL: by optimizer (lbfgs: unused)
   ## tol = NULL: by optimizer, and for lbfgs by dtype (float32 resolves relative changes of ~1e-7).
   ## lbfgs, float64: on the validation sets 1e-8 ends within 0.02 of the log-likelihood at 1e-9
-  ## (inst/bench/NOTES-optimiser.md) in 20-60% fewer steps; PLNmodels stops at 1e-8 too.
+  ## (inst/bench/NOTES-optimiser.md) in 15-60% fewer steps; PLNmodels stops at 1e-8 too.
   tol         = list(lbfgs = c(float64 = 1e-8, float32 = 1e-6), adam = 1e-10, rprop = 1e-10),
   check_every = 0L,                                   # NULL -> 0: the engine's default
   num_threads = 0L                                    # NULL -> 0: leave LibTorch's setting
@@ -71,8 +71,10 @@
 #'   (B = 0, M = 0, S = 1, as in the torch tutorials), or a list with some of
 #'   the matrices `B` (d x p), `M` and `S` (n x p, S non-zero); the ones left out
 #'   start as with `"lm"`.
-#' @param check_every check convergence every `check_every` steps; `NULL`
-#'   (default) leaves the choice to the engine.
+#' @param check_every Adam and Rprop: check convergence every `check_every`
+#'   steps (on a GPU each check copies the ELBO trace back, a host sync); `NULL`
+#'   (default) leaves the choice to the engine (1 on the CPU, 100 on a GPU).
+#'   `"lbfgs"` checks at every step: its line search reads the ELBO anyway.
 #' @param num_threads number of CPU threads LibTorch may use; `NULL` (default)
 #'   leaves LibTorch's setting unchanged.
 #' @param trace verbosity of the engine, `0` (silent, default) or `1`.

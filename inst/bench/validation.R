@@ -13,6 +13,8 @@
 #                                                           reference CSV)
 #   Rscript inst/bench/validation.R --save                  also write
 #                                  inst/bench/results/validation-<date>.csv and .md
+#   Rscript inst/bench/validation.R --from FILE.csv --save  no fits: the report (and .md) of a
+#                                                           saved run, from its CSV
 #
 # Run it from the package root. Models: Abundance ~ <rhs> + offset(log(Offset)), except mollusk,
 # Abundance ~ <rhs> without offset (PLNmodels' own model for it). The fit to reach is the better
@@ -24,7 +26,7 @@ suppressPackageStartupMessages(library(plntorch))
 
 ## ---- options
 args <- commandArgs(trailingOnly = TRUE)
-known <- c("--only", "--reps", "--skip-plnmodels", "--save")
+known <- c("--only", "--reps", "--skip-plnmodels", "--save", "--from")
 flags <- grep("^--", args, value = TRUE)
 if (length(bad <- setdiff(flags, known)))
   stop("unknown option ", paste(bad, collapse = ", "), "; known: ", paste(known, collapse = ", "),
@@ -40,6 +42,7 @@ reps <- as.integer(option_value("--reps", "3"))
 if (is.na(reps) || reps < 1) stop("--reps must be a positive integer", call. = FALSE)
 only <- option_value("--only", NULL)
 save <- "--save" %in% args
+from <- option_value("--from", NULL)
 command <- paste(c("Rscript inst/bench/validation.R", args), collapse = " ")
 
 plnm_version <- if ("--skip-plnmodels" %in% args) {
@@ -50,8 +53,10 @@ plnm_version <- if ("--skip-plnmodels" %in% args) {
   "not installed"
 }
 run_plnm <- grepl("^[0-9]", plnm_version)
-if (!run_plnm) cat("PLNmodels", plnm_version, "-- its rows are left NA; gaps refer to the",
-                   "reference CSV's best log-likelihood.\n")
+if (!run_plnm && !("--from" %in% args))
+  cat("PLNmodels", plnm_version, "-- its rows are left NA; gaps refer to the reference CSV's",
+      "best log-likelihood.\n")
+regenerated <- NULL
 
 ## ---- what to fit
 ## The package root's copy when run from there, else the installed one.
@@ -122,10 +127,20 @@ format_seconds <- function(s) {
 }
 format_speedup <- function(x) ifelse(x < 1, sprintf("%.2fx", x), sprintf("%.1fx", x))
 
-## ---- the fits
+## ---- the fits (or a saved run's rows)
 backends <- pln_backends()$backends
 rows <- list()
-for (i in seq_len(nrow(ref))) {
+if (!is.null(from)) {
+  saved <- utils::read.csv(from, stringsAsFactors = FALSE)
+  rows <- list(saved[, c("data", "n", "p", "rhs", "offset", "implementation", "optimizer", "steps",
+                         "status", "seconds", "loglik")])
+  plnm_version <- as.character(saved$plnmodels[1])
+  run_plnm <- grepl("^[0-9]", plnm_version)
+  regenerated <- sprintf("This report was regenerated from that run's CSV by `%s`.", command)
+  command <- if ("command" %in% names(saved)) saved$command[1] else
+    "Rscript inst/bench/validation.R --save"
+}
+for (i in seq_len(if (is.null(from)) nrow(ref) else 0L)) {
   case <- ref[i, ]
   dat <- load_data(case$data)
   stopifnot(nrow(dat) == case$n, ncol(dat$Abundance) == case$p)
@@ -162,10 +177,13 @@ tab$speedup <- ifelse(is_plnm, NA, tab$plnm_seconds / tab$seconds)
 cpu <- tryCatch(sub(".*: *", "", grep("^model name", readLines("/proc/cpuinfo"), value = TRUE)[1]),
                 error = function(e) NA_character_)
 info <- pln_backends()
-machine <- data.frame(
+machine <- if (is.null(from)) data.frame(
   date = format(Sys.Date()), cores = parallel::detectCores(), cpu = cpu,
   r_version = paste(R.version$major, R.version$minor, sep = "."), libtorch = info$libtorch,
-  torch_threads = info$threads, plnmodels = plnm_version, stringsAsFactors = FALSE)
+  torch_threads = info$threads, plnmodels = plnm_version, command = command,
+  stringsAsFactors = FALSE) else
+  saved[1, intersect(c("date", "cores", "cpu", "r_version", "libtorch", "torch_threads",
+                       "plnmodels", "command"), names(saved))]
 
 markdown_table <- function(tab) {
   model <- paste("~", tab$rhs, ifelse(tab$offset, "+ offset(log(Offset))", "(no offset)"))
@@ -201,11 +219,31 @@ summary_line <- sprintf(paste(
   sum(tab$at_optimum[torch_rows]), sum(torch_rows), info$default_backend, slowest(big),
   slowest(small))
 
+## One row per model: the default backend against PLNmodels' two backends (the README's table).
+compact_table <- function(tab) {
+  keys <- unique(paste(tab$data, tab$rhs))
+  one <- function(k, impl) tab[paste(tab$data, tab$rhs) == k & tab$implementation == impl, ][1, ]
+  lines <- vapply(keys, function(k) {
+    d <- one(k, paste("plntorch", info$default_backend))
+    b <- one(k, "PLNmodels builtin")
+    nl <- one(k, "PLNmodels nlopt")
+    ll <- function(r) if (is.na(r$loglik)) "" else sprintf("%.2f", r$loglik)
+    sprintf("| %s | %d x %d | ~ %s | %s | %s | %s (%s s) | %s (%s s) | %s | %s |", d$data, d$n, d$p,
+            d$rhs, ll(d), format_seconds(d$seconds), ll(b), format_seconds(b$seconds), ll(nl),
+            format_seconds(nl$seconds), sprintf("%+.2f", d$gap),
+            if (is.na(d$speedup)) "" else format_speedup(d$speedup))
+  }, character(1))
+  c(sprintf(paste("| data | n x p | model | plntorch %s loglik | s | PLNmodels builtin | PLNmodels nlopt",
+                  "| gap | speed-up |"), info$default_backend),
+    "|---|---|---|---|---|---|---|---|---|", unname(lines))
+}
+
 report <- c(
   sprintf(paste("Validation of plntorch against PLNmodels, %s. Machine: %d cores (%s), R %s,",
                 "LibTorch %s (%d threads), PLNmodels %s. Command: `%s`."),
           machine$date, machine$cores, machine$cpu, machine$r_version, machine$libtorch,
           machine$torch_threads, machine$plnmodels, command),
+  regenerated,
   "",
   "Each row is one `PLN()` call with the default control, `PLN_param(backend = b)` in both",
   "packages (PLNmodels with `trace = 0` besides, which only silences it); seconds: elapsed",
@@ -218,6 +256,12 @@ report <- c(
     "(ref.): PLNmodels not run; gap to the best of `inst/extdata/validation-reference.csv`.",
   "Speed-up: time of the faster PLNmodels backend within the tolerance of the best, divided by",
   "plntorch's time.",
+  "",
+  sprintf("The default backend (%s) against PLNmodels, one row per model:", info$default_backend),
+  "",
+  compact_table(tab),
+  "",
+  "Every fit:",
   "",
   markdown_table(tab),
   "",
