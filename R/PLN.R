@@ -139,16 +139,15 @@
 #'   [PLNtorch] for the tutorial's object style.
 #' @export
 #' @examples
-#' ## maxit keeps the example short; the default control runs to convergence
-#' fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks,
-#'            control = PLN_param(maxit = 500))
+#' ## the default control runs to convergence
+#' fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks)
 #' fit
 #' fit$loglik
 #' coef(fit)[, 1:5]
 #'
 #' ## factors, subset and weights as in lm()
 #' fit_tree <- PLN(Abundance ~ tree + offset(log(Offset)), data = oaks,
-#'                 subset = orientation == "SW", control = PLN_param(maxit = 300))
+#'                 subset = orientation == "SW")
 #' rownames(coef(fit_tree))
 PLN <- function(formula, data, subset, weights, control = PLN_param()) {
   call <- match.call()

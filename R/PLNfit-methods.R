@@ -20,8 +20,7 @@
 #' @name PLNfit_torch-methods
 #' @importFrom stats coef fitted logLik nobs predict sigma
 #' @examples
-#' fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks,
-#'            control = PLN_param(maxit = 300))
+#' fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks)
 #' fit
 #' coef(fit)[, 1:4]
 #' sigma(fit)[1:3, 1:3]
@@ -90,8 +89,7 @@ nobs.PLNfit_torch <- function(object, ...) object$n
 #'   and `"response"` is `fitted(object)`.
 #' @export
 #' @examples
-#' fit <- PLN(Abundance ~ tree + offset(log(Offset)), data = oaks,
-#'            control = PLN_param(maxit = 300))
+#' fit <- PLN(Abundance ~ tree + offset(log(Offset)), data = oaks)
 #' predict(fit, newdata = oaks[1:5, ])[, 1:4]
 #' predict(fit, newdata = oaks[1:5, ], type = "response")[, 1:4]
 predict.PLNfit_torch <- function(object, newdata, type = c("link", "response"), ...) {
@@ -129,8 +127,7 @@ predict.PLNfit_torch <- function(object, newdata, type = c("link", "response"), 
 #' @importFrom graphics plot
 #' @export
 #' @examples
-#' fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks,
-#'            control = PLN_param(maxit = 300))
+#' fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks)
 #' plot(fit)
 plot.PLNfit_torch <- function(x, ...) {
   op <- x$optim_par

@@ -37,8 +37,7 @@
 #' data(oaks)
 #' dim(oaks$Abundance)
 #' table(oaks$tree)
-#' fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks,
-#'            control = PLN_param(maxit = 300))
+#' fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks)
 #' fit$loglik
 NULL
 
@@ -72,7 +71,7 @@ NULL
 #' data(trichoptera)
 #' dim(trichoptera$Abundance)
 #' fit <- PLN(Abundance ~ Wind + Temperature + offset(log(Offset)),
-#'            data = trichoptera, control = PLN_param(maxit = 50))
+#'            data = trichoptera)
 #' fit$loglik
 NULL
 
@@ -104,7 +103,7 @@ NULL
 #' data(barents)
 #' dim(barents$Abundance)
 #' fit <- PLN(Abundance ~ Depth + Temperature + offset(log(Offset)),
-#'            data = barents, control = PLN_param(maxit = 50))
+#'            data = barents)
 #' fit$loglik
 NULL
 
@@ -142,7 +141,7 @@ NULL
 #' data(mollusk)
 #' dim(mollusk$Abundance)
 #' table(mollusk$site, mollusk$season)
-#' fit <- PLN(Abundance ~ 1, data = mollusk, control = PLN_param(maxit = 50))
+#' fit <- PLN(Abundance ~ 1, data = mollusk)
 #' fit$loglik
 NULL
 
