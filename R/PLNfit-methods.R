@@ -10,9 +10,24 @@
 #' * `sigma()`: the p x p covariance matrix Sigma of the latent layer;
 #' * `fitted()`: the n x p matrix of fitted counts exp(O + X B + M + S2 / 2);
 #' * `logLik()`: the variational log-likelihood, of class `"logLik"` with
-#'   `df = nb_param` and `nobs = n`;
+#'   `df = nb_param` and `nobs = n` (so `stats::AIC()` and `stats::BIC()`
+#'   work on a fit, see "Information criteria");
 #' * `nobs()`: the number of samples n;
 #' * `print()`: `x`, invisibly.
+#'
+#' @section Information criteria:
+#' Two conventions meet here, and they differ in sign and scale:
+#' * `fit$BIC` and `fit$ICL` (and `fit$criteria`) follow PLNmodels:
+#'   `BIC = loglik - log(n) * nb_param / 2` and `ICL = BIC - entropy`, where
+#'   `entropy` is the entropy of the variational distribution of the latent
+#'   layer. **Larger is better.**
+#' * `stats::BIC(fit)` and `stats::AIC(fit)`, through `logLik()`, are on the
+#'   deviance scale of `lm()` and `glm()` fits:
+#'   `BIC(fit) = -2 * loglik + log(n) * nb_param = -2 * fit$BIC` and
+#'   `AIC(fit) = -2 * loglik + 2 * nb_param`. **Smaller is better.**
+#'
+#' Both rank models the same way. The variational log-likelihood is a lower
+#' bound of the log-likelihood, so these criteria are approximations too.
 #'
 #' There is no `vcov()` method: the variational approximation has no honest
 #' standard errors for B to offer (its Fisher information ignores the
@@ -27,6 +42,7 @@
 #' fitted(fit)[1:3, 1:4]
 #' logLik(fit)
 #' nobs(fit)
+#' c(PLNmodels_BIC = fit$BIC, stats_BIC = stats::BIC(fit))   # stats::BIC(fit) = -2 * fit$BIC
 NULL
 
 #' @rdname PLNfit_torch-methods
@@ -118,31 +134,93 @@ predict.PLNfit_torch <- function(object, newdata, type = c("link", "response"), 
 
 #' Plot the ELBO trace of a PLN fit
 #'
-#' Draws `log(-ELBO)` against the optimisation step, the view of the torch PLN
-#' tutorials (the ELBO is negative, so the curve goes down as the fit improves).
+#' By default, draws the gap between the largest ELBO of the trace (for a
+#' converged fit, its final one) and the ELBO at each step, on a log scale:
+#' the view that shows convergence. A converged `"lbfgs"` fit's gap falls
+#' by orders of magnitude and ends below the stopping threshold, drawn as a
+#' dashed line (`tol` times the final |ELBO|: the rule stops when the relative
+#' gains fall below `tol`). `type = "elbo"` draws `log(-ELBO)` against the step
+#' instead, the view of the torch PLN tutorials (the ELBO is negative, so the
+#' curve goes down as the fit improves); on that scale the last hundreds of
+#' steps of a fit are a flat line.
 #'
 #' @param x a fit returned by [PLN()].
+#' @param type `"gap"` (default) or `"elbo"`, see above.
+#' @param from first step to draw (default 1).
 #' @param ... further arguments passed to [graphics::plot()].
 #' @return `x`, invisibly.
 #' @importFrom graphics plot
 #' @export
 #' @examples
 #' fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks)
-#' plot(fit)
-plot.PLNfit_torch <- function(x, ...) {
+#' plot(fit)                  # gap to the final ELBO, log scale
+#' plot(fit, type = "elbo")   # log(-ELBO), as in the torch tutorials
+plot.PLNfit_torch <- function(x, type = c("gap", "elbo"), from = 1, ...) {
+  type <- match.arg(type)
   op <- x$optim_par
-  plot_log_neg_elbo(op$objective,
-                    main = sprintf("PLN fit: %s backend, %s", op$backend, op$optimizer), ...)
+  elbo <- op$objective
+  ## lbfgs records the start (step 0) and each step; Adam and Rprop the ELBO before each step
+  lbfgs <- identical(op$optimizer, "lbfgs")
+  steps <- if (lbfgs) seq_along(elbo) - 1L else seq_along(elbo)
+  plot_elbo_trace(elbo, steps = steps, from = from, type = type,
+                  tol = if (lbfgs && type == "gap") op$tol,
+                  main = sprintf("PLN fit: %s backend, %s, %d steps (%s)", op$backend,
+                                 op$optimizer, op$steps, op$status), ...)
   invisible(x)
 }
 
-## log(-ELBO) against step; shared by plot.PLNfit_torch() and PLNtorch.
-plot_log_neg_elbo <- function(elbo, from = 1L, main = "ELBO trace", ...) {
+## The ELBO trace, shared by plot.PLNfit_torch() and PLNtorch$plotLogNegElbo(): "gap" draws
+## ref - ELBO on a log scale (ref: the largest value of the trace unless given), "elbo" draws
+## log(-ELBO). `steps` numbers the values; `from` is a step number; `tol`, when given, draws the
+## stopping threshold tol * |ref|.
+plot_elbo_trace <- function(elbo, steps = seq_along(elbo), from = 1, type = c("gap", "elbo"),
+                            ref = NULL, tol = NULL, main = "ELBO trace", ...) {
+  type <- match.arg(type)
   if (!length(elbo)) stop_arg("there is no ELBO trace to plot: fit the model first.")
-  steps <- seq_along(elbo)
-  keep <- steps >= from & elbo < 0
-  if (!all(keep[steps >= from]))
-    warning("non-negative ELBO values left out of the log(-ELBO) plot.", call. = FALSE)
-  graphics::plot(steps[keep], log(-elbo[keep]), type = "l",
-                 xlab = "optimisation step", ylab = "log(-ELBO)", main = main, ...)
+  if (!is.numeric(from) || length(from) != 1L || is.na(from))
+    stop_arg("`from` must be a single step number; got ", describe_value(from), ".")
+  last <- max(steps)
+  ## the gap is zero at the largest value, so a gap plot needs a step before the last
+  last_from <- if (type == "gap" && is.null(ref)) last - 1L else last
+  if (from > last_from)
+    stop_arg(sprintf("`from` = %s is past the ELBO trace: it has %d steps, so `from` can be at most %d%s.",
+                     format(from), last, last_from,
+                     if (last_from < last) " (the gap to the final ELBO is zero at the last step)" else ""))
+  shown <- steps >= from
+  if (type == "elbo") {
+    keep <- shown & elbo < 0
+    if (!all(keep[shown]))
+      warning("non-negative ELBO values left out of the log(-ELBO) plot.", call. = FALSE)
+    graphics::plot(steps[keep], log(-elbo[keep]), type = "l",
+                   xlab = "optimisation step", ylab = "log(-ELBO)", main = main, ...)
+    return(invisible(NULL))
+  }
+  ref_given <- ref
+  if (is.null(ref)) ref <- max(elbo)
+  else if (!is.numeric(ref) || length(ref) != 1L || !is.finite(ref) || ref < max(elbo[shown]))
+    stop_arg(sprintf("`ref` must be a number at or above the largest ELBO of the steps shown (%s); got %s.",
+                     format(max(elbo[shown]), digits = 10), describe_value(ref)))
+  gap <- ref - elbo
+  keep <- shown & gap > 0
+  if (!any(keep))
+    stop_arg(sprintf("from step %s on, the ELBO trace has no value below %s: nothing to draw on a log scale; give a smaller `from`.",
+                     format(from), format(ref, digits = 10)))
+  threshold <- if (!is.null(tol) && tol > 0) tol * abs(ref)
+  ylim <- range(gap[keep], threshold)
+  ylab <- if (!is.null(ref_given)) "ref - ELBO  (log scale)"
+          else if (which.max(elbo) == length(elbo)) "final ELBO - ELBO  (log scale)"
+          else "largest ELBO - ELBO  (log scale)"
+  graphics::plot(steps[keep], gap[keep], type = "l", log = "y", ylim = ylim, yaxt = "n",
+                 xlab = "optimisation step", ylab = ylab, main = main, ...)
+  ## powers of ten, written as such
+  k <- seq(floor(log10(ylim[1])), ceiling(log10(ylim[2])))
+  if (length(k) > 8L) k <- k[k %% ceiling(length(k) / 8) == 0]
+  graphics::axis(2, at = 10^k, labels = parse(text = paste0("10^", k)), las = 1)
+  if (!is.null(threshold)) {
+    graphics::abline(h = threshold, lty = 2, col = "grey40")
+    graphics::legend("topright", lty = 2, col = "grey40", bty = "n", cex = 0.8,
+                     legend = sprintf("stopping threshold: tol x |final ELBO| = %s",
+                                      format(signif(threshold, 2))))
+  }
+  invisible(NULL)
 }

@@ -17,7 +17,7 @@
 #'                   device = "cpu", dtype = NULL)
 #' m$fit(N_iter, lr = NULL, tol = 1e-9, optimizer = "rprop", verbose = FALSE)
 #' m$get_ELBO()
-#' m$plotLogNegElbo(from = 1)
+#' m$plotLogNegElbo(from = 1, type = "elbo", ref = NULL)
 #' ```
 #'
 #' @section Arguments:
@@ -36,7 +36,13 @@
 #'   `N_iter` steps.
 #' * `optimizer`: `"rprop"` (default, as in the tutorial), `"adam"` or `"lbfgs"` (see [PLN_param()]).
 #' * `verbose`: print the engine's progress and a summary line.
-#' * `from`: first step to plot.
+#' * `from`: first step to plot (at most the number of steps of the trace).
+#' * `type`: `"elbo"` (default) plots `log(-ELBO)` against the step, the
+#'   tutorial's view; `"gap"` plots `ref - ELBO` on a log scale, the view that
+#'   shows convergence (see [plot.PLNfit_torch()]).
+#' * `ref`: for `type = "gap"`, the ELBO to measure the gap from, at or above
+#'   every value plotted (for instance the final ELBO of a converged [PLN()]
+#'   fit of the same data); `NULL` takes the largest ELBO of the trace.
 #'
 #' @section Methods:
 #' * `$new()`: checks and stores the data, sets the tutorial's start.
@@ -45,7 +51,8 @@
 #'   Returns the object, invisibly.
 #' * `$get_ELBO()`: the ELBO at the current `B`, `M`, `S` and `Omega` (Omega
 #'   not re-estimated), computed by the engine.
-#' * `$plotLogNegElbo()`: plots `log(-ELBO)` against the step, over all fits.
+#' * `$plotLogNegElbo()`: plots the ELBO trace over all fits: `log(-ELBO)`
+#'   against the step, or with `type = "gap"` the gap to `ref` on a log scale.
 #' * `$print()`: a short summary.
 #'
 #' @section Fields:
@@ -143,9 +150,10 @@ PLNtorch <- R6::R6Class("PLNtorch",
                        method = method, dtype = self$dtype)$objective
     },
 
-    plotLogNegElbo = function(from = 1) {
-      plot_log_neg_elbo(self$ELBO_list, from = check_count(from, "from", lower = 1L),
-                        main = sprintf("PLNtorch: %s backend", self$backend))
+    plotLogNegElbo = function(from = 1, type = c("elbo", "gap"), ref = NULL) {
+      type <- match.arg(type)
+      plot_elbo_trace(self$ELBO_list, from = check_count(from, "from", lower = 1L), type = type,
+                      ref = ref, main = sprintf("PLNtorch: %s backend", self$backend))
       invisible(self)
     },
 
