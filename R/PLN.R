@@ -202,9 +202,10 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
 ## Checked data + checked control -> named engine result.
 fit_pln_engine <- function(dat, control) {
   ctrl <- resolve_control(control)
+  check_structure_dims(control, ncol(dat$Y))
   start <- if (is.list(control$init))
     check_start(control$init, nrow(dat$Y), ncol(dat$Y), ncol(dat$X)) else list()
-  res <- engine_fit(dat, ctrl, start)
+  res <- engine_fit(dat, ctrl, start, structure = control[c("Omega", "C")])
   ## lbfgs accepts only steps that increase the ELBO: a trace that does not rise is a defect of the
   ## engine, never a result to hand out
   if (identical(res$optimizer, "lbfgs") && any(diff(res$objective) <= 0))
@@ -212,6 +213,7 @@ fit_pln_engine <- function(dat, control) {
                  which(diff(res$objective) <= 0)[1L]), call. = FALSE)
   res$lr <- ctrl$lr
   res$tol <- ctrl$tol
+  res$covariance <- ctrl$covariance
   name_engine_result(res, dat$names)
 }
 
@@ -239,6 +241,11 @@ warn_not_converged <- function(res) {
   invisible(res)
 }
 
+## Parameters of Sigma by covariance structure, as PLNmodels counts them.
+covariance_params <- function(covariance, p) {
+  switch(covariance, full = p * (p + 1) / 2, diagonal = p, spherical = 1, fixed = 0, genpop = 2)
+}
+
 ## Builds the fit object from a named engine result (see PLN()'s Value).
 new_PLNfit_torch <- function(res, dat, ...) {
   n <- nrow(dat$Y); p <- ncol(dat$Y); d <- ncol(dat$X)
@@ -248,13 +255,16 @@ new_PLNfit_torch <- function(res, dat, ...) {
   latent <- dat$O + latent_pos
   fitted <- exp(latent + S2 / 2)
   loglik <- sum(dat$w * res$loglik_vec)
-  nb_param <- p * d + p * (p + 1) / 2
+  nb_param <- p * d + covariance_params(res$covariance, p)
   BIC <- loglik - 0.5 * log(n) * nb_param
   entropy <- 0.5 * sum(log(2 * pi * exp(1) * S2))
   ICL <- BIC - entropy
   structure(list(
     n = n, p = p, d = d,
     model_par = list(B = B, Sigma = res$Sigma, Omega = res$Omega),
+    vcov_model = res$covariance,
+    gen_par = if (identical(res$covariance, "genpop"))
+      list(sigma2 = res$cov_par[["sigma2"]], rho = res$cov_par[["rho"]]),
     var_par = list(M = M, S2 = S2, S = abs(res$S)), # J depends on S^2 only
     latent = latent, latent_pos = latent_pos, fitted = fitted,
     loglik = loglik, loglik_vec = res$loglik_vec, nb_param = nb_param,

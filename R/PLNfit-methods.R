@@ -33,7 +33,7 @@ NULL
 #' @export
 print.PLNfit_torch <- function(x, ...) {
   op <- x$optim_par
-  cat("Poisson log-normal fit (plntorch), full covariance\n")
+  cat(sprintf("Poisson log-normal fit (plntorch), %s covariance\n", x$vcov_model))
   if (!is.null(x$call)) cat("Call: ", deparse1(x$call), "\n", sep = "")
   covariates <- rownames(x$model_par$B)
   if (length(covariates) > 6L) covariates <- c(covariates[1:5], "...")

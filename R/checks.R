@@ -198,3 +198,40 @@ check_start <- function(start, n, p, d, arg = "init") {
   }
   out
 }
+
+## Omega (covariance "fixed") and C (covariance "genpop"): given when, and only when, the structure
+## needs it; a symmetric numeric matrix of finite values; C a correlation matrix. Their size is
+## checked against the data when fitting (check_structure_dims()).
+check_structure_matrix <- function(x, arg, needed, structure) {
+  if (is.null(x)) {
+    if (needed)
+      stop_arg(sprintf("`%s` is required when covariance = \"%s\" (a p x p %s matrix).", arg,
+                       structure, if (arg == "C") "correlation" else "precision"))
+    return(NULL)
+  }
+  if (!needed)
+    stop_arg(sprintf("`%s` is used only with covariance = \"%s\"; drop it, or set covariance.",
+                     arg, structure))
+  if (inherits(x, "Matrix")) x <- as.matrix(x)
+  if (!is.numeric(x) || !is.matrix(x) || nrow(x) != ncol(x) || nrow(x) < 1L)
+    stop_arg(sprintf("`%s` must be a square numeric matrix; got %s.", arg, describe_value(x)))
+  check_finite(x, sprintf("`%s`", arg))
+  if (!isSymmetric(unname(x), tol = 1e-8))
+    stop_arg(sprintf("`%s` must be symmetric.", arg))
+  if (arg == "C" && (any(abs(diag(x) - 1) > 1e-8) || any(abs(x) > 1 + 1e-8)))
+    stop_arg("`C` must be a correlation matrix: ones on its diagonal, entries in [-1, 1].")
+  if (arg == "Omega" && min(eigen(x, symmetric = TRUE, only.values = TRUE)$values) <= 0)
+    stop_arg("`Omega` must be positive definite (a precision matrix).")
+  storage.mode(x) <- "double"
+  x
+}
+
+check_structure_dims <- function(control, p) {
+  for (arg in c("Omega", "C")) {
+    x <- control[[arg]]
+    if (!is.null(x) && nrow(x) != p)
+      stop_arg(sprintf("`%s` must be %d x %d, one row and column per species of the response; got %d x %d.",
+                       arg, p, p, nrow(x), ncol(x)))
+  }
+  invisible(TRUE)
+}

@@ -17,6 +17,7 @@
   backend   = c("eager", "script", "fused"),
   dtype     = c("float64", "float32"),
   optimizer = c("lbfgs", "adam", "rprop"),
+  covariance = c("full", "diagonal", "spherical", "fixed", "genpop"),
   init      = c("lm", "tutorial")
 )
 
@@ -91,7 +92,9 @@
 PLN_param <- function(backend = NULL, device = "cpu", dtype = NULL,
                       optimizer = "lbfgs", lr = NULL, maxit = 10000,
                       tol = NULL, init = "lm", check_every = NULL,
-                      num_threads = NULL, trace = 0) {
+                      num_threads = NULL, trace = 0, covariance = "full", Omega = NULL,
+                      C = NULL) {
+  covariance <- check_choice(covariance, "covariance", .pln_choices$covariance)
   ctrl <- list(
     backend     = check_choice(backend, "backend", .pln_choices$backend, null_ok = TRUE),
     device      = check_device(device),
@@ -103,14 +106,18 @@ PLN_param <- function(backend = NULL, device = "cpu", dtype = NULL,
     init        = check_init(init),
     check_every = check_count(check_every, "check_every", lower = 1L, null_ok = TRUE),
     num_threads = check_count(num_threads, "num_threads", lower = 0L, null_ok = TRUE),
-    trace       = check_trace(trace)
+    trace       = check_trace(trace),
+    covariance  = covariance,
+    Omega       = check_structure_matrix(Omega, "Omega", covariance == "fixed", "fixed"),
+    C           = check_structure_matrix(C, "C", covariance == "genpop", "genpop")
   )
   structure(ctrl, class = "PLN_param_torch")
 }
 
 #' @export
 print.PLN_param_torch <- function(x, ...) {
-  show <- function(v) if (is.null(v)) "(auto)" else if (is.list(v)) "(given matrices)" else format(v)
+  show <- function(v) if (is.null(v)) "(auto)" else if (is.list(v)) "(given matrices)" else
+    if (is.matrix(v)) sprintf("(%d x %d matrix)", nrow(v), ncol(v)) else format(v)
   cat("PLN control parameters (plntorch)\n")
   for (nm in names(x)) cat(sprintf("  %-12s %s\n", nm, show(x[[nm]])))
   invisible(x)
@@ -167,5 +174,5 @@ resolve_control <- function(ctrl, info = pln_backends_engine()) {
        optimizer = ctrl$optimizer, lr = as.double(ctrl$lr), maxit = as.integer(ctrl$maxit),
        tol = as.double(ctrl$tol), init = if (is.character(ctrl$init)) ctrl$init else "lm",
        check_every = as.integer(ctrl$check_every), num_threads = as.integer(ctrl$num_threads),
-       trace = as.integer(ctrl$trace), max_bytes = max_bytes)
+       trace = as.integer(ctrl$trace), max_bytes = max_bytes, covariance = ctrl$covariance)
 }
