@@ -198,3 +198,11 @@ check_start <- function(start, n, p, d, arg = "init") {
   }
   out
 }
+
+## The cores this process may run on: its CPU affinity (as taskset or a container's cpuset set
+## it), else the machine's cores.
+available_cores <- function() {
+  aff <- tryCatch(parallel::mcaffinity(), error = function(e) NULL)
+  n <- if (length(aff)) length(aff) else parallel::detectCores()
+  if (is.na(n) || n < 1L) 1L else as.integer(n)
+}

@@ -76,7 +76,11 @@
 #'   (default) leaves the choice to the engine (1 on the CPU, 100 on a GPU).
 #'   `"lbfgs"` checks at every step: its line search reads the ELBO anyway.
 #' @param num_threads number of CPU threads LibTorch may use; `NULL` (default)
-#'   leaves LibTorch's setting unchanged.
+#'   leaves LibTorch's setting unchanged. A number above the cores this process
+#'   may use (its CPU affinity, see `parallel::mcaffinity()`) is lowered to
+#'   that number with a warning when fitting: more threads only take turns on
+#'   the same cores (256 threads on 2 cores made steps 300 times slower), and
+#'   each costs memory.
 #' @param trace verbosity of the engine, `0` (silent, default) or `1`.
 #'
 #' @return A list of class `"PLN_param_torch"` holding the checked values (the
@@ -157,6 +161,14 @@ resolve_control <- function(ctrl, info = pln_backends_engine()) {
   }
   if (is.null(ctrl$check_every)) ctrl$check_every <- .pln_defaults$check_every
   if (is.null(ctrl$num_threads)) ctrl$num_threads <- .pln_defaults$num_threads
+  ## More threads than cores only slow a fit down (they take turns), and OpenMP allocates a stack
+  ## per thread: 1e9 of them end the R process.
+  cores <- available_cores()
+  if (ctrl$num_threads > cores) {
+    warning(sprintf("`num_threads` = %d exceeds the %d core(s) this process may use; using %d.",
+                    ctrl$num_threads, cores, cores), call. = FALSE)
+    ctrl$num_threads <- cores
+  }
   max_memory <- getOption("plntorch.max_memory")
   if (!is.null(max_memory) &&
       (!is.numeric(max_memory) || length(max_memory) != 1L || is.na(max_memory) || max_memory <= 0))
