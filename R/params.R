@@ -124,13 +124,21 @@ print.PLN_param_torch <- function(x, ...) {
 ## its arguments.
 as_pln_param <- function(control) {
   if (inherits(control, "PLN_param_torch")) return(control)
-  if (!is.list(control) || (length(control) && is.null(names(control))))
-    stop("`control` must be the result of PLN_param() or a named list of its arguments.",
-         call. = FALSE)
-  unknown <- setdiff(names(control), names(formals(PLN_param)))
+  if (!is.list(control) || is.object(control))
+    stop_arg("`control` must be the result of PLN_param() or a named list of its arguments; got ",
+             describe_value(control), ".")
+  nms <- names(control)
+  if (is.null(nms)) nms <- rep("", length(control))
+  unnamed <- which(is.na(nms) | nms == "")
+  if (length(unnamed))
+    stop_arg(sprintf("`control` has an element with no name (element %d, holding %s): name each one after a PLN_param() argument, e.g. list(maxit = 100).",
+                     unnamed[1L], describe_value(control[[unnamed[1L]]])))
+  unknown <- setdiff(nms, names(formals(PLN_param)))
   if (length(unknown))
-    stop("`control` has unknown parameter(s): ", paste(unknown, collapse = ", "),
-         "; see ?PLN_param.", call. = FALSE)
+    stop_arg("`control` has unknown parameter(s): ", paste(unknown, collapse = ", "),
+             "; see ?PLN_param.")
+  if (anyDuplicated(nms))
+    stop_arg(sprintf("`control` gives `%s` more than once.", nms[duplicated(nms)][1L]))
   do.call(PLN_param, control)
 }
 

@@ -93,6 +93,16 @@ test_that("pln_backends() describes the build", {
   expect_output(print(b), "LibTorch")
 })
 
+test_that("`control` elements without a name, or named twice, are named in the error", {
+  expect_error(as_pln_param(list(maxit = 10, 3)),
+               "`control` has an element with no name \\(element 2, holding 3\\)")
+  expect_error(PLN(Abundance ~ 1, data = oaks, control = list(maxit = 10, 3)),
+               "`control` has an element with no name")
+  expect_error(as_pln_param(list(1e-3)), "element 1")
+  expect_error(as_pln_param(list(maxit = 10, maxit = 20)), "`control` gives `maxit` more than once")
+  expect_error(as_pln_param(data.frame(maxit = 10)), "`control` must be the result of PLN_param\\(\\)")
+})
+
 test_that("`num_threads` above the cores this process may use is lowered to them, with a warning", {
   cores <- available_cores()
   info <- list(backends = "eager", cuda = FALSE, cuda_devices = 0L)
