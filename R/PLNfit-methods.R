@@ -98,6 +98,7 @@ predict.PLNfit_torch <- function(object, newdata, type = c("link", "response"), 
     return(if (type == "link") object$latent else object$fitted)
   if (!is.data.frame(newdata)) newdata <- as.data.frame(newdata)
   tt <- stats::delete.response(object$terms)
+  check_newdata_vars(tt, newdata)
   frame <- tryCatch(
     stats::model.frame(tt, newdata, xlev = object$xlevels, na.action = stats::na.pass),
     error = function(e) stop_arg("`newdata` must hold the covariates of the model and the ",

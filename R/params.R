@@ -77,7 +77,11 @@
 #'   (default) leaves the choice to the engine (1 on the CPU, 100 on a GPU).
 #'   `"lbfgs"` checks at every step: its line search reads the ELBO anyway.
 #' @param num_threads number of CPU threads LibTorch may use; `NULL` (default)
-#'   leaves LibTorch's setting unchanged.
+#'   leaves LibTorch's setting unchanged. A number above the cores this process
+#'   may use (its CPU affinity, see `parallel::mcaffinity()`) is lowered to
+#'   that number with a warning when fitting: more threads only take turns on
+#'   the same cores (256 threads on 2 cores made steps 300 times slower), and
+#'   each costs memory.
 #' @param trace verbosity of the engine, `0` (silent, default) or `1`.
 #'
 #' @return A list of class `"PLN_param_torch"` holding the checked values (the
@@ -127,13 +131,21 @@ print.PLN_param_torch <- function(x, ...) {
 ## its arguments.
 as_pln_param <- function(control) {
   if (inherits(control, "PLN_param_torch")) return(control)
-  if (!is.list(control) || (length(control) && is.null(names(control))))
-    stop("`control` must be the result of PLN_param() or a named list of its arguments.",
-         call. = FALSE)
-  unknown <- setdiff(names(control), names(formals(PLN_param)))
+  if (!is.list(control) || is.object(control))
+    stop_arg("`control` must be the result of PLN_param() or a named list of its arguments; got ",
+             describe_value(control), ".")
+  nms <- names(control)
+  if (is.null(nms)) nms <- rep("", length(control))
+  unnamed <- which(is.na(nms) | nms == "")
+  if (length(unnamed))
+    stop_arg(sprintf("`control` has an element with no name (element %d, holding %s): name each one after a PLN_param() argument, e.g. list(maxit = 100).",
+                     unnamed[1L], describe_value(control[[unnamed[1L]]])))
+  unknown <- setdiff(nms, names(formals(PLN_param)))
   if (length(unknown))
-    stop("`control` has unknown parameter(s): ", paste(unknown, collapse = ", "),
-         "; see ?PLN_param.", call. = FALSE)
+    stop_arg("`control` has unknown parameter(s): ", paste(unknown, collapse = ", "),
+             "; see ?PLN_param.")
+  if (anyDuplicated(nms))
+    stop_arg(sprintf("`control` gives `%s` more than once.", nms[duplicated(nms)][1L]))
   do.call(PLN_param, control)
 }
 
@@ -164,6 +176,14 @@ resolve_control <- function(ctrl, info = pln_backends_engine()) {
   }
   if (is.null(ctrl$check_every)) ctrl$check_every <- .pln_defaults$check_every
   if (is.null(ctrl$num_threads)) ctrl$num_threads <- .pln_defaults$num_threads
+  ## More threads than cores only slow a fit down (they take turns), and OpenMP allocates a stack
+  ## per thread: 1e9 of them end the R process.
+  cores <- available_cores()
+  if (ctrl$num_threads > cores) {
+    warning(sprintf("`num_threads` = %d exceeds the %d core(s) this process may use; using %d.",
+                    ctrl$num_threads, cores, cores), call. = FALSE)
+    ctrl$num_threads <- cores
+  }
   max_memory <- getOption("plntorch.max_memory")
   if (!is.null(max_memory) &&
       (!is.numeric(max_memory) || length(max_memory) != 1L || is.na(max_memory) || max_memory <= 0))

@@ -101,3 +101,18 @@ test_that("predict() gives the latent mean and the expected counts of new sample
   expect_error(predict(fit, newdata = oaks[1:2, c("tree", "Sample")]), "`newdata`")
   expect_error(predict(fit, type = "probability"))
 })
+
+test_that("predict() names a variable of the model that `newdata` lacks", {
+  ## an offset taken from a local variable of the function that fitted: its rows are the fit's
+  fit_local <- function() {
+    lo <- log(oaks$Offset)
+    PLN(Abundance ~ 1 + offset(lo), data = oaks)
+  }
+  fit <- fit_local()
+  expect_error(predict(fit, newdata = oaks[1:3, ]),
+               "`newdata` has no column `lo`, a variable of the model \\(in offset\\(lo\\)\\); the `lo` of the formula's environment has 116 rows, not the 3 of `newdata`")
+  expect_equal(predict(fit, newdata = oaks), fit$latent - fit$var_par$M, ignore_attr = TRUE)
+  fit2 <- PLN(Abundance ~ tree + offset(log(Offset)), data = oaks)
+  expect_error(predict(fit2, newdata = oaks[1:2, c("tree", "Sample")]),
+               "`newdata` has no column `Offset`.*add it to `newdata`")
+})
