@@ -1,9 +1,10 @@
 #' Fit a Poisson log-normal model
 #'
-#' Fits the PLN model with full covariance by maximising its variational lower
-#' bound (ELBO) with the LibTorch engine. The interface, the fit object and the
-#' reported log-likelihood follow 'PLNmodels', so that results compare and code
-#' ports by changing `library()`.
+#' Fits the PLN model by maximising its variational lower bound (ELBO) with the
+#' LibTorch engine, with a full covariance of the latent layer or one of
+#' PLNmodels' other structures (`PLN_param(covariance = )`). The interface, the
+#' fit object and the reported log-likelihood follow 'PLNmodels', so that
+#' results compare and most code ports by changing `library()`.
 #'
 #' @param formula a formula `Y ~ covariates`, where `Y` is a count matrix
 #'   (samples in rows, species in columns), usually a matrix column of `data`.
@@ -31,7 +32,25 @@
 #'   covariates or weights is an error. The fit reports PLNmodels'
 #'   variational log-likelihood `loglik = sum(w * loglik_vec)`,
 #'   `BIC = loglik - log(n) nb_param / 2` and `ICL = BIC - entropy`, with
-#'   `nb_param = p d + p (p + 1) / 2`.
+#'   `nb_param = p d` plus the covariance's parameters.
+#'
+#' @section Covariance structures:
+#' `PLN_param(covariance = )` chooses Sigma, the covariance of the latent
+#' layer, as in PLNmodels; each is fitted in closed form at every step of the
+#' optimiser, and counts its parameters in `nb_param` as PLNmodels does:
+#' * `"full"` (default): any positive definite Sigma, `p (p + 1) / 2`;
+#' * `"diagonal"`: independent species, `p`;
+#' * `"spherical"`: `sigma2 I`, one parameter;
+#' * `"fixed"`: Omega = Sigma^-1 given (`PLN_param(Omega = )`), none; the fit
+#'   reports as `Sigma` the covariance of its variational parameters, as
+#'   PLNmodels does, and the given Omega;
+#' * `"genpop"`: `Sigma = sigma2 (rho C + (1 - rho) I)` with a given
+#'   correlation matrix C (`PLN_param(C = )`, e.g. a genetic relationship
+#'   matrix) and sigma2, rho estimated (two parameters, in `fit$gen_par`;
+#'   rho in (0, 1)).
+#'
+#' The diagonal and spherical structures need no p x p algebra: their fits
+#' cost a few passes over the data per step.
 #'
 #' @section Input checks:
 #' The data are checked in R, before anything reaches the engine, by the same
@@ -141,11 +160,15 @@
 #'
 #' @return An object of class `"PLNfit_torch"`, a list with
 #' * `n`, `p`, `d`: samples, species, covariate columns;
+#' * `vcov_model`: the covariance structure; `gen_par`: for `"genpop"`, its
+#'   `sigma2` and `rho` (`NULL` otherwise);
 #' * `model_par`: list of `B` (d x p coefficients), `Sigma` and `Omega =
 #'   solve(Sigma)` (p x p);
-#' * `var_par`: list of `M` and `S2` (n x p variational means and variances),
+#' * `var_par`: list of `M` and `S2` (n x p variational means and variances
+#'   of Z - O: `M` includes the covariates' effects X B, as in PLNmodels 1.3),
 #'   and `S = sqrt(S2)`;
-#' * `latent` (Z = O + X B + M), `latent_pos` (X B + M) and `fitted`
+#' * `latent` (Z = O + M), `latent_pos` (M - X B: the latent positions
+#'   without the covariates' effects and offsets) and `fitted`
 #'   (exp(Z + S2 / 2)), n x p;
 #' * `loglik`, `loglik_vec` (per sample, unweighted), `nb_param`, `BIC`, `ICL`,
 #'   `entropy` and `criteria` (a one-row data frame of these);
@@ -228,6 +251,7 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
     labels = c(Y = sprintf("the response `%s`", response), O = "the offset",
                X = "the model matrix of `formula`", w = "`weights`"))
 
+  if (is.list(control$init)) control$init <- residual_start(control$init, dat)
   fit_engine <- fit_pln_engine(dat, control)
   warn_not_converged(fit_engine)
   new_PLNfit_torch(fit_engine, dat,
@@ -236,6 +260,19 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
                    xlevels = stats::.getXlevels(terms, frame),
                    contrasts = attr(X, "contrasts"),
                    weights = stats::model.weights(frame))
+}
+
+## PLN()'s `init$M` is, as its fit's `var_par$M`, the whole variational mean (X B included); the
+## engine starts from B and the residual M - X B. Without `init$B`, B is the weighted least squares
+## of M on X, so that X B + residual is the given M.
+residual_start <- function(init, dat) {
+  if (is.null(init$M) || !is.matrix(init$M) || !identical(dim(init$M), dim(dat$Y))) return(init)
+  if (is.null(init$B)) {
+    XtW <- t(dat$X * dat$w)
+    init$B <- solve(XtW %*% dat$X, XtW %*% init$M)
+  }
+  if (identical(dim(init$B), c(ncol(dat$X), ncol(dat$Y)))) init$M <- init$M - dat$X %*% init$B
+  init
 }
 
 ## Checked data + checked control -> named engine result. `init_arg` names the starting values
@@ -299,9 +336,9 @@ covariance_params <- function(covariance, p) {
 new_PLNfit_torch <- function(res, dat, ...) {
   n <- nrow(dat$Y); p <- ncol(dat$Y); d <- ncol(dat$X)
   B <- res$B; M <- res$M; S2 <- res$S^2
-  latent_pos <- dat$X %*% B + M
-  dimnames(latent_pos) <- dimnames(M)
-  latent <- dat$O + latent_pos
+  M_full <- dat$X %*% B + M
+  dimnames(M_full) <- dimnames(M)
+  latent <- dat$O + M_full
   fitted <- exp(latent + S2 / 2)
   loglik <- sum(dat$w * res$loglik_vec)
   nb_param <- p * d + covariance_params(res$covariance, p)
@@ -314,8 +351,8 @@ new_PLNfit_torch <- function(res, dat, ...) {
     vcov_model = res$covariance,
     gen_par = if (identical(res$covariance, "genpop"))
       list(sigma2 = res$cov_par[["sigma2"]], rho = res$cov_par[["rho"]]),
-    var_par = list(M = M, S2 = S2, S = abs(res$S)), # J depends on S^2 only
-    latent = latent, latent_pos = latent_pos, fitted = fitted,
+    var_par = list(M = M_full, S2 = S2, S = abs(res$S)), # J depends on S^2 only
+    latent = latent, latent_pos = M, fitted = fitted,
     loglik = loglik, loglik_vec = res$loglik_vec, nb_param = nb_param,
     BIC = BIC, ICL = ICL, entropy = entropy,
     criteria = data.frame(nb_param = nb_param, loglik = loglik, BIC = BIC, ICL = ICL),

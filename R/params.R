@@ -68,10 +68,12 @@
 #'   between two steps falls below it (a weaker test: their steps can be small
 #'   long before the optimum).
 #' @param init starting point: `"lm"` (default; B by weighted least squares of
-#'   `log(1 + Y) - O` on X, M the residuals, S = 1 / sqrt(1 + Y)), `"tutorial"`
-#'   (B = 0, M = 0, S = 1, as in the torch tutorials), or a list with some of
-#'   the matrices `B` (d x p), `M` and `S` (n x p, S non-zero); the ones left out
-#'   start as with `"lm"`.
+#'   `log(1 + Y) - O` on X, M = log(1 + Y) - O, S = 1 / sqrt(1 + Y)),
+#'   `"tutorial"` (B = 0, M = 0, S = 1, as in the torch tutorials), or a list
+#'   with some of the matrices `B` (d x p), `M` and `S` (n x p, S non-zero) of
+#'   a fit to continue from: `M` the variational means with X B included, as a
+#'   fit's `var_par$M` (B then defaults to its least squares on X); the ones left
+#'   out start as with `"lm"`.
 #' @param check_every Adam and Rprop: check convergence every `check_every`
 #'   steps (on a GPU each check copies the ELBO trace back, a host sync); `NULL`
 #'   (default) leaves the choice to the engine (1 on the CPU, 100 on a GPU).
@@ -83,6 +85,14 @@
 #'   the same cores (256 threads on 2 cores made steps 300 times slower), and
 #'   each costs memory.
 #' @param trace verbosity of the engine, `0` (silent, default) or `1`.
+#' @param covariance the structure of the latent covariance Sigma: `"full"`
+#'   (default), `"diagonal"`, `"spherical"`, `"fixed"` or `"genpop"`, as in
+#'   PLNmodels (see [PLN()], section "Covariance structures").
+#' @param Omega for `covariance = "fixed"` only, and then required: the p x p
+#'   precision matrix Omega = Sigma^-1 (symmetric, positive definite).
+#' @param C for `covariance = "genpop"` only, and then required: a p x p
+#'   correlation matrix (ones on the diagonal), e.g. a genetic relationship
+#'   matrix; `Sigma = sigma2 (rho C + (1 - rho) I)`.
 #'
 #' @return A list of class `"PLN_param_torch"` holding the checked values (the
 #'   `NULL`s are resolved when fitting).

@@ -7,21 +7,21 @@ test_that("offsets, factors and interactions become O and X as in PLNmodels", {
   X <- model.matrix(~ f * x, df)
   expect_identical(rownames(coef(fit)), colnames(X))
   expect_identical(fit$d, ncol(X))
-  expect_equal(unname(fit$latent - fit$latent_pos), matrix(log(df$depth), 30, 4))
+  expect_equal(unname(fit$latent - fit$var_par$M), matrix(log(df$depth), 30, 4))
   expect_identical(fit$xlevels, list(f = c("a", "b", "c")))
   expect_identical(fit$contrasts, list(f = "contr.treatment"))
 
   ## several offset() terms are summed; a matrix offset is taken whole
   df$half <- df$depth / 2
   fit2 <- PLN(Y ~ 1 + offset(log(half)) + offset(rep(log(2), 30)), data = df, control = ctrl_quick)
-  expect_equal(unname(fit2$latent - fit2$latent_pos), matrix(log(df$depth), 30, 4))
+  expect_equal(unname(fit2$latent - fit2$var_par$M), matrix(log(df$depth), 30, 4))
   df$Omat <- matrix(log(df$depth), 30, 4) + matrix(1:4, 30, 4, byrow = TRUE)
   fit3 <- PLN(Y ~ 1 + offset(Omat), data = df, control = ctrl_quick)
-  expect_equal(unname(fit3$latent - fit3$latent_pos), unname(df$Omat))
+  expect_equal(unname(fit3$latent - fit3$var_par$M), unname(df$Omat))
 
   ## no offset term: O = 0
   fit4 <- PLN(Y ~ x, data = df, control = ctrl_quick)
-  expect_equal(unname(fit4$latent), unname(fit4$latent_pos))
+  expect_equal(unname(fit4$latent), unname(fit4$var_par$M))
 })
 
 test_that("the same O and X through PLN() and through PLNtorch give the same fit", {
