@@ -25,7 +25,7 @@ test_that("PLN_param() holds checked values and leaves build-dependent ones to r
   r <- resolve_control(PLN_param(), pln_backends_engine())
   expect_true(r$backend %in% pln_backends()$backends)
   expect_identical(names(r), c("backend", "device", "dtype", "optimizer", "lr", "maxit", "tol",
-                               "init", "check_every", "num_threads", "trace", "max_bytes"))
+                               "init", "check_every", "num_threads", "trace", "max_bytes", "covariance"))
   ## max_bytes: 0 = the device's free memory, a ceiling from options(plntorch.max_memory), -1 = none
   expect_identical(r$max_bytes, 0)
   old <- options(plntorch.max_memory = 4e9)
