@@ -1,27 +1,56 @@
 #' Fit a Poisson log-normal model
 #'
-#' Fits the PLN model with full covariance by maximising its variational lower
-#' bound (ELBO) with the LibTorch engine. The interface, the fit object and the
-#' reported log-likelihood follow 'PLNmodels', so that results compare and code
-#' ports by changing `library()`.
+#' Fits the PLN model by maximising its variational lower bound (ELBO) with the
+#' LibTorch engine, with a full covariance of the latent layer or one of
+#' PLNmodels' other structures (`PLN_param(covariance = )`). The interface, the
+#' fit object and the reported log-likelihood follow 'PLNmodels', so that
+#' results compare and most code ports by changing `library()`.
 #'
 #' @param formula a formula `Y ~ covariates`, where `Y` is a count matrix
 #'   (samples in rows, species in columns), usually a matrix column of `data`.
 #'   Offsets, on the log scale, are given by `offset()` terms (summed when there
 #'   are several; a matrix such as `offset(log(Offset))` or a vector, one value
 #'   per sample). Covariates enter through [model.matrix()]: factors and
-#'   interactions work as in [lm()].
+#'   interactions work as in [lm()]. As in [lm()], variables may be written
+#'   `df$x` (then `data` may be left out), and `.` stands for every column of
+#'   `data` but the response (matrix columns, such as `oaks$Offset`, must then
+#'   be left out: `Abundance ~ . - Offset`).
 #' @param data a data frame holding the variables of `formula` (as [oaks]).
-#' @param subset an optional vector selecting the samples (rows) to fit.
+#' @param subset an optional vector selecting the samples (rows) to fit,
+#'   evaluated within `data` as in [lm()]: a logical vector (one value per
+#'   sample, no `NA`), row numbers (all positive, or all negative to drop
+#'   rows) or row names of `data`.
 #' @param weights an optional vector of positive observation weights (default
 #'   1 for every sample): each sample's contribution to the ELBO is weighted.
-#' @param control the engine and optimiser settings, see [PLN_param()].
+#'   Only their ratios matter: multiplying every weight by one number gives
+#'   the same fit (the engine works on weights scaled to a mean near 1, so
+#'   that Adam's steps do not depend on their scale either).
+#' @param control the engine and optimiser settings, see [PLN_param()]: the
+#'   result of [PLN_param()] or a named list of its arguments.
 #'
 #' @details Missing values are not dropped: an `NA` in the counts, offsets,
 #'   covariates or weights is an error. The fit reports PLNmodels'
 #'   variational log-likelihood `loglik = sum(w * loglik_vec)`,
 #'   `BIC = loglik - log(n) nb_param / 2` and `ICL = BIC - entropy`, with
-#'   `nb_param = p d + p (p + 1) / 2`.
+#'   `nb_param = p d` plus the covariance's parameters.
+#'
+#' @section Covariance structures:
+#' `PLN_param(covariance = )` chooses Sigma, the covariance of the latent
+#' layer, as in PLNmodels; each is fitted in closed form at every step of the
+#' optimiser, and counts its parameters in `nb_param` as PLNmodels does:
+#' * `"full"` (default): any positive definite Sigma, `p (p + 1) / 2`;
+#' * `"diagonal"`: independent species, `p`;
+#' * `"spherical"`: `sigma2 I`, one parameter;
+#' * `"fixed"`: Omega = Sigma^-1 given (`PLN_param(Omega = )`), none; the fit
+#'   reports as `Sigma` the covariance of its variational parameters, as
+#'   PLNmodels does, and the given Omega;
+#' * `"genpop"`: `Sigma = sigma2 (rho C + (1 - rho) I)` with a given
+#'   correlation matrix C (`PLN_param(C = )`, e.g. a genetic relationship
+#'   matrix) and sigma2, rho estimated (two parameters, in `fit$gen_par`;
+#'   rho in (0, 1)).
+#'
+#' The diagonal and spherical structures need no p x p algebra: their fits
+#' cost a few passes over the data per step.
 #'
 #' @section Input checks:
 #' The data are checked in R, before anything reaches the engine, by the same
@@ -44,13 +73,30 @@
 #'   with `subset`;
 #' * unknown `backend`, `optimizer`, `dtype` or `device`; a backend or device
 #'   that this build lacks; `lr` not a positive finite number; `maxit` not a
-#'   whole number >= 1; `tol` outside \[0, 0.1\];
+#'   whole number >= 1; `tol` outside \[0, 0.1\]; a `control` list with an
+#'   element that has no name, an unknown name or a name given twice;
+#' * starting values in `init` that are not finite numeric matrices of the
+#'   right dimensions, an `S` with zeros, or values where the ELBO is not
+#'   finite (`exp()` overflows, or `S^2` underflows to zero): the error names
+#'   `init`, for every backend, dtype and optimiser;
 #' * a formula naming a variable found neither in `data` nor in the formula's
-#'   environment; a subset that leaves no sample.
+#'   environment; a `.` without `data`, or one that would take matrix columns
+#'   of `data` as covariates (the error names them);
+#' * a `subset` with `NA`, row numbers outside `1..n` (the error gives the
+#'   range), positive and negative row numbers mixed, unknown row names, a
+#'   logical vector of a length other than n, a factor, or one that leaves no
+#'   sample;
+#' * in [predict.PLNfit_torch()], a `newdata` without a variable of the
+#'   model (one that `PLN()` found outside `data`, such as a local variable
+#'   of the function that fitted, has the fitted data's rows: the error names
+#'   it).
 #'
 #' *Warnings*: species (columns) whose counts are all zero: the fit runs, but
 #' their coefficients drift towards -Inf with more steps; drop them for
-#' meaningful estimates.
+#' meaningful estimates. Duplicated species (or sample) names: they are made
+#' unique as [make.unique()] does (`sp`, `sp.1`), so that the rows and columns
+#' of the results can be told apart. `num_threads` above the cores this
+#' process may use: lowered to them (see [PLN_param()]).
 #'
 #' *Fine*: integer counts, numeric data frames and `Matrix` objects (sparse
 #' or dense, made dense: the engine works on dense tensors) given to
@@ -114,11 +160,15 @@
 #'
 #' @return An object of class `"PLNfit_torch"`, a list with
 #' * `n`, `p`, `d`: samples, species, covariate columns;
+#' * `vcov_model`: the covariance structure; `gen_par`: for `"genpop"`, its
+#'   `sigma2` and `rho` (`NULL` otherwise);
 #' * `model_par`: list of `B` (d x p coefficients), `Sigma` and `Omega =
 #'   solve(Sigma)` (p x p);
-#' * `var_par`: list of `M` and `S2` (n x p variational means and variances),
+#' * `var_par`: list of `M` and `S2` (n x p variational means and variances
+#'   of Z - O: `M` includes the covariates' effects X B, as in PLNmodels 1.3),
 #'   and `S = sqrt(S2)`;
-#' * `latent` (Z = O + X B + M), `latent_pos` (X B + M) and `fitted`
+#' * `latent` (Z = O + M), `latent_pos` (M - X B: the latent positions
+#'   without the covariates' effects and offsets) and `fitted`
 #'   (exp(Z + S2 / 2)), n x p;
 #' * `loglik`, `loglik_vec` (per sample, unweighted), `nb_param`, `BIC`, `ICL`,
 #'   `entropy` and `criteria` (a one-row data frame of these);
@@ -151,6 +201,7 @@
 #' rownames(coef(fit_tree))
 PLN <- function(formula, data, subset, weights, control = PLN_param()) {
   call <- match.call()
+  caller <- parent.frame()
   if (missing(formula)) stop_arg("`formula` is missing.")
   if (!inherits(formula, "formula") || length(formula) != 3L)
     stop_arg("`formula` must be a two-sided formula such as ",
@@ -165,10 +216,20 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
   mf$drop.unused.levels <- TRUE
   mf$na.action <- quote(stats::na.pass) # NA is reported by check_pln_data(), not dropped
   check_formula_vars(formula, if (missing(data)) NULL else data)
-  frame <- tryCatch(eval(mf, parent.frame()), error = function(e)
+  build_frame <- function(mf) tryCatch(eval(mf, caller), error = function(e)
     stop_arg("could not build the model frame of `formula`: ", conditionMessage(e),
              if (grepl("invalid type \\(list\\)", conditionMessage(e)))
                " (the response must be a count matrix: as.matrix() a data frame)"))
+  if (!is.null(mf$subset)) {
+    ## `subset` evaluated as model.frame() does (within `data`, then the formula's environment)
+    ## and checked against the rows it selects from
+    all_rows <- build_frame(mf[names(mf) != "subset"])
+    sub <- tryCatch(eval(mf$subset, if (missing(data)) environment(formula) else data,
+                         environment(formula)),
+                    error = function(e) stop_arg("`subset` could not be evaluated: ", conditionMessage(e)))
+    mf$subset <- check_subset(sub, nrow(all_rows), rownames(all_rows))
+  }
+  frame <- build_frame(mf)
   terms <- attr(frame, "terms")
 
   response <- deparse1(formula[[2L]])
@@ -177,7 +238,8 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
     Y <- matrix(Y, ncol = 1L, dimnames = list(rownames(frame), response))
   } else {
     Y <- unclass(Y)
-    if (is.null(rownames(Y))) rownames(Y) <- rownames(frame)
+    ## the frame's row names are unique (a data frame's); a matrix's may not be (rows repeated)
+    if (is.null(rownames(Y)) || anyDuplicated(rownames(Y))) rownames(Y) <- rownames(frame)
   }
   if (!is.numeric(Y))
     stop_arg(sprintf("the response `%s` must be a numeric count matrix; got a %s.",
@@ -189,6 +251,7 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
     labels = c(Y = sprintf("the response `%s`", response), O = "the offset",
                X = "the model matrix of `formula`", w = "`weights`"))
 
+  if (is.list(control$init)) control$init <- residual_start(control$init, dat)
   fit_engine <- fit_pln_engine(dat, control)
   warn_not_converged(fit_engine)
   new_PLNfit_torch(fit_engine, dat,
@@ -199,12 +262,36 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
                    weights = stats::model.weights(frame))
 }
 
-## Checked data + checked control -> named engine result.
-fit_pln_engine <- function(dat, control) {
+## PLN()'s `init$M` is, as its fit's `var_par$M`, the whole variational mean (X B included); the
+## engine starts from B and the residual M - X B. Without `init$B`, B is the weighted least squares
+## of M on X, so that X B + residual is the given M.
+residual_start <- function(init, dat) {
+  if (is.null(init$M) || !is.matrix(init$M) || !identical(dim(init$M), dim(dat$Y))) return(init)
+  if (is.null(init$B)) {
+    XtW <- t(dat$X * dat$w)
+    init$B <- solve(XtW %*% dat$X, XtW %*% init$M)
+  }
+  if (identical(dim(init$B), c(ncol(dat$X), ncol(dat$Y)))) init$M <- init$M - dat$X %*% init$B
+  init
+}
+
+## Checked data + checked control -> named engine result. `init_arg` names the starting values
+## in errors (PLNtorch passes its fields).
+fit_pln_engine <- function(dat, control, init_arg = "init") {
   ctrl <- resolve_control(control)
+  check_structure_dims(control, ncol(dat$Y))
   start <- if (is.list(control$init))
-    check_start(control$init, nrow(dat$Y), ncol(dat$Y), ncol(dat$X)) else list()
-  res <- engine_fit(dat, ctrl, start)
+    check_start(control$init, nrow(dat$Y), ncol(dat$Y), ncol(dat$X), arg = init_arg) else list()
+  ## The optimum does not change when every weight is multiplied by one number (the ELBO is
+  ## multiplied by it), but Adam's step does: its eps (1e-8) swamps gradients of weights near
+  ## 1e-12, and it stalls. The engine gets weights of mean ~1, scaled by a power of two (exact in
+  ## floating point), and the ELBO trace is scaled back.
+  scale <- 2^round(log2(mean(dat$w)))
+  if (!is.finite(scale) || scale <= 0) scale <- 1  # weights near the ends of the double range
+  dat_engine <- dat
+  dat_engine$w <- dat$w / scale
+  res <- engine_fit(dat_engine, ctrl, start, structure = control[c("Omega", "C")])
+  res$objective <- res$objective * scale
   ## lbfgs accepts only steps that increase the ELBO: a trace that does not rise is a defect of the
   ## engine, never a result to hand out
   if (identical(res$optimizer, "lbfgs") && any(diff(res$objective) <= 0))
@@ -212,6 +299,7 @@ fit_pln_engine <- function(dat, control) {
                  which(diff(res$objective) <= 0)[1L]), call. = FALSE)
   res$lr <- ctrl$lr
   res$tol <- ctrl$tol
+  res$covariance <- ctrl$covariance
   name_engine_result(res, dat$names)
 }
 
@@ -239,24 +327,32 @@ warn_not_converged <- function(res) {
   invisible(res)
 }
 
+## Parameters of Sigma by covariance structure, as PLNmodels counts them.
+covariance_params <- function(covariance, p) {
+  switch(covariance, full = p * (p + 1) / 2, diagonal = p, spherical = 1, fixed = 0, genpop = 2)
+}
+
 ## Builds the fit object from a named engine result (see PLN()'s Value).
 new_PLNfit_torch <- function(res, dat, ...) {
   n <- nrow(dat$Y); p <- ncol(dat$Y); d <- ncol(dat$X)
   B <- res$B; M <- res$M; S2 <- res$S^2
-  latent_pos <- dat$X %*% B + M
-  dimnames(latent_pos) <- dimnames(M)
-  latent <- dat$O + latent_pos
+  M_full <- dat$X %*% B + M
+  dimnames(M_full) <- dimnames(M)
+  latent <- dat$O + M_full
   fitted <- exp(latent + S2 / 2)
   loglik <- sum(dat$w * res$loglik_vec)
-  nb_param <- p * d + p * (p + 1) / 2
+  nb_param <- p * d + covariance_params(res$covariance, p)
   BIC <- loglik - 0.5 * log(n) * nb_param
   entropy <- 0.5 * sum(log(2 * pi * exp(1) * S2))
   ICL <- BIC - entropy
   structure(list(
     n = n, p = p, d = d,
     model_par = list(B = B, Sigma = res$Sigma, Omega = res$Omega),
-    var_par = list(M = M, S2 = S2, S = abs(res$S)), # J depends on S^2 only
-    latent = latent, latent_pos = latent_pos, fitted = fitted,
+    vcov_model = res$covariance,
+    gen_par = if (identical(res$covariance, "genpop"))
+      list(sigma2 = res$cov_par[["sigma2"]], rho = res$cov_par[["rho"]]),
+    var_par = list(M = M_full, S2 = S2, S = abs(res$S)), # J depends on S^2 only
+    latent = latent, latent_pos = M, fitted = fitted,
     loglik = loglik, loglik_vec = res$loglik_vec, nb_param = nb_param,
     BIC = BIC, ICL = ICL, entropy = entropy,
     criteria = data.frame(nb_param = nb_param, loglik = loglik, BIC = BIC, ICL = ICL),
@@ -272,10 +368,14 @@ new_PLNfit_torch <- function(res, dat, ...) {
 
 ## Every variable of `formula` must be a column of `data` or visible from the formula's
 ## environment; model.frame() would say "object 'x' not found" without naming the formula.
+## `.` stands, as in lm(), for every column of `data` but the response's; matrix columns
+## (oaks$Offset) cannot be covariates there.
 check_formula_vars <- function(formula, data) {
   if (!is.null(data) && !is.data.frame(data) && !is.list(data) && !is.environment(data))
     stop_arg("`data` must be a data frame; got ", describe_value(data), ".")
-  vars <- setdiff(all.vars(formula), ".")
+  vars <- formula_vars(formula)
+  if ("." %in% vars) check_formula_dot(formula, data)
+  vars <- setdiff(vars, ".")
   env <- environment(formula)
   if (is.null(env)) env <- parent.frame(2L)
   found <- vapply(vars, function(v)
@@ -285,5 +385,24 @@ check_formula_vars <- function(formula, data) {
   if (!all(found))
     stop_arg(sprintf("`formula` names variable(s) found neither in `data` nor in the formula's environment: %s.",
                      paste(vars[!found], collapse = ", ")))
+  invisible(TRUE)
+}
+
+check_formula_dot <- function(formula, data) {
+  if (!is.data.frame(data))
+    stop_arg("`formula` uses `.`, which stands for the columns of `data`, but `data` is ",
+             if (is.null(data)) "missing" else "not a data frame",
+             ": name the covariates, or give `data`.")
+  response <- formula_vars(formula[[2L]])
+  labels <- tryCatch(attr(stats::terms(formula, data = data), "term.labels"),
+                     error = function(e) stop_arg("`formula` could not be expanded: ", conditionMessage(e)))
+  is_matrix <- vapply(data, function(v) length(dim(v)) == 2L, logical(1))
+  bad <- intersect(setdiff(names(data)[is_matrix], response), labels)
+  if (length(bad))
+    stop_arg(sprintf(paste0(
+      "`formula` uses `.`, which stands for every column of `data` but the response, and `data` ",
+      "has the matrix column(s) %s, which cannot be covariates: leave them out (%s ~ . - %s) or ",
+      "name the covariates."),
+      name_list(bad, 5L), deparse1(formula[[2L]]), paste(bad, collapse = " - ")))
   invisible(TRUE)
 }

@@ -49,7 +49,7 @@ NULL
 #' @export
 print.PLNfit_torch <- function(x, ...) {
   op <- x$optim_par
-  cat("Poisson log-normal fit (plntorch), full covariance\n")
+  cat(sprintf("Poisson log-normal fit (plntorch), %s covariance\n", x$vcov_model))
   if (!is.null(x$call)) cat("Call: ", deparse1(x$call), "\n", sep = "")
   covariates <- rownames(x$model_par$B)
   if (length(covariates) > 6L) covariates <- c(covariates[1:5], "...")
@@ -114,6 +114,7 @@ predict.PLNfit_torch <- function(object, newdata, type = c("link", "response"), 
     return(if (type == "link") object$latent else object$fitted)
   if (!is.data.frame(newdata)) newdata <- as.data.frame(newdata)
   tt <- stats::delete.response(object$terms)
+  check_newdata_vars(tt, newdata)
   frame <- tryCatch(
     stats::model.frame(tt, newdata, xlev = object$xlevels, na.action = stats::na.pass),
     error = function(e) stop_arg("`newdata` must hold the covariates of the model and the ",

@@ -55,6 +55,17 @@
 #'   against the step, or with `type = "gap"` the gap to `ref` on a log scale.
 #' * `$print()`: a short summary.
 #'
+#' @section Fields edited by hand:
+#' `$fit()` checks `backend`, `device`, `dtype`, `B`, `M` and `S`, and
+#' `$get_ELBO()` checks `backend`, `dtype`, `B`, `M`, `S` and `Omega`, before
+#' they reach the engine: each must be a finite numeric matrix of its
+#' dimensions (S without zeros, Omega symmetric positive definite) or one of
+#' the values [PLN_param()] accepts. An error names the field as the call
+#' shows the object (`m$B` after `m$fit()`); a start where the ELBO is not
+#' finite (`exp()` overflows, or `S^2` underflows to zero) is an error naming
+#' `m$B`, `m$M` and `m$S`, and `$get_ELBO()` never returns `-Inf` or `NaN`.
+#' A failed fit leaves the fields as they were.
+#'
 #' @section Fields:
 #' * `Y`, `O`, `X`, `w`: the data as checked by `$new()` (n x p, n x p, n x d,
 #'   length n); changing them afterwards has no effect on fits.
@@ -118,15 +129,23 @@ PLNtorch <- R6::R6Class("PLNtorch",
     },
 
     fit = function(N_iter, lr = NULL, tol = 1e-9, optimizer = "rprop", verbose = FALSE) {
+      obj <- object_name(sys.call())
       if (missing(N_iter)) stop_arg("`N_iter` is missing.")
       if (!is.logical(verbose) || length(verbose) != 1L || is.na(verbose))
         stop_arg("`verbose` must be TRUE or FALSE.")
+      private$check_fields(obj, c("backend", "device", "dtype", "B", "M", "S"))
       ctrl <- PLN_param(backend = self$backend, device = self$device, dtype = self$dtype,
                         optimizer = optimizer, lr = lr,
                         maxit = check_count(N_iter, "N_iter", lower = 1L), tol = tol,
                         init = list(B = self$B, M = self$M, S = self$S),
                         trace = verbose)
-      res <- fit_pln_engine(private$dat, ctrl)
+      ## the engine names the starting values `init`: here they are the object's fields
+      res <- tryCatch(fit_pln_engine(private$dat, ctrl, init_arg = obj), error = function(e) {
+        given <- "the starting values given in `init` (B, M, S)"
+        if (!grepl(given, conditionMessage(e), fixed = TRUE)) stop(e)
+        stop_arg(sub(given, sprintf("the current `%1$s$B`, `%1$s$M` and `%1$s$S`", obj),
+                     conditionMessage(e), fixed = TRUE))
+      })
       self$B <- res$B; self$M <- res$M; self$S <- res$S
       self$Sigma <- res$Sigma; self$Omega <- res$Omega
       ## lbfgs also records the ELBO at its start (the last value of the previous fit): one value
@@ -145,9 +164,17 @@ PLNtorch <- R6::R6Class("PLNtorch",
     },
 
     get_ELBO = function() {
+      obj <- object_name(sys.call())
+      private$check_fields(obj, c("backend", "dtype", "B", "M", "S", "Omega"))
       method <- switch(self$backend, eager = "autograd", script = "script", fused = "analytic")
-      engine_objective(private$dat, self$B, self$M, self$S, self$Omega,
-                       method = method, dtype = self$dtype)$objective
+      J <- engine_objective(private$dat, self$B, self$M, self$S, self$Omega,
+                            method = method, dtype = self$dtype)$objective
+      if (!is.finite(J))
+        stop_arg(sprintf(paste0(
+          "the ELBO is not finite at the current `%1$s$B`, `%1$s$M`, `%1$s$S` and `%1$s$Omega`: ",
+          "exp(O + X B + M + S^2 / 2) overflows in %2$s, or S is so small that log(S^2) does; ",
+          "give values of the scale of the data (or call `%1$s$fit()`)."), obj, self$dtype))
+      J
     },
 
     plotLogNegElbo = function(from = 1, type = c("elbo", "gap"), ref = NULL) {
@@ -168,5 +195,41 @@ PLNtorch <- R6::R6Class("PLNtorch",
       invisible(self)
     }
   ),
-  private = list(dat = NULL)
+  private = list(
+    dat = NULL,
+
+    ## Fields a user may have changed by hand since the last fit, checked before they reach the
+    ## engine; errors name them as `obj$field`.
+    check_fields = function(obj, fields) {
+      field <- function(nm) sprintf("%s$%s", obj, nm)
+      for (nm in intersect(fields, c("backend", "dtype")))
+        check_choice(self[[nm]], field(nm), .pln_choices[[nm]])
+      if ("device" %in% fields) check_device(self$device, field("device"))
+      state <- intersect(fields, c("B", "M", "S", "Omega"))
+      for (nm in state)
+        if (is.null(self[[nm]])) stop_arg(sprintf("`%s` is NULL: it must be a numeric matrix.", field(nm)))
+      start <- check_init(mget(setdiff(state, "Omega"), envir = self), arg = obj)
+      check_start(start, self$n, self$p, self$d, arg = obj)
+      if ("Omega" %in% state) {
+        Omega <- check_init(list(Omega = self$Omega), arg = obj, allowed = "Omega")$Omega
+        if (!identical(dim(Omega), c(self$p, self$p)))
+          stop_arg(sprintf("`%s` must be %d x %d; got %d x %d.", field("Omega"), self$p, self$p,
+                           nrow(Omega), ncol(Omega)))
+        if (!isSymmetric(unname(Omega), tol = 1e-8) ||
+            inherits(tryCatch(chol(Omega), error = identity), "error"))
+          stop_arg(sprintf("`%s` must be symmetric positive definite (the inverse of `%s`).",
+                           field("Omega"), field("Sigma")))
+      }
+      invisible(TRUE)
+    }
+  )
 )
+
+## The name of the object a method was called on (`m` in m$fit(10)), for errors about its
+## fields; "object" when the call does not show it.
+object_name <- function(call) {
+  f <- if (is.call(call)) call[[1L]]
+  if (is.call(f) && (identical(f[[1L]], as.name("$")) || identical(f[[1L]], as.name("[["))))
+    deparse1(f[[2L]])
+  else "object"
+}

@@ -7,8 +7,9 @@ describe_value <- function(x) {
   if (is.null(x)) return("NULL")
   if (is.character(x) && length(x) == 1L) return(sprintf("\"%s\"", x))
   if (is.atomic(x) && length(x) == 1L) return(format(x))
-  if (is.atomic(x)) return(sprintf("a %s %s of length %d", typeof(x), class(x)[1L], length(x)))
-  sprintf("a %s of length %d", class(x)[1L], length(x))
+  a <- function(word) paste(if (grepl("^[aeiou]", word)) "an" else "a", word)
+  if (is.atomic(x)) return(sprintf("%s %s of length %d", a(typeof(x)), class(x)[1L], length(x)))
+  sprintf("%s of length %d", a(class(x)[1L]), length(x))
 }
 
 check_choice <- function(x, arg, choices, null_ok = FALSE) {
@@ -53,21 +54,48 @@ check_trace <- function(x, arg = "trace") {
   check_count(x, arg, lower = 0L)
 }
 
-check_init <- function(x, arg = "init") {
+check_init <- function(x, arg = "init", allowed = c("B", "M", "S")) {
   if (is.list(x)) {
-    bad <- setdiff(names(x), c("B", "M", "S"))
+    bad <- setdiff(names(x), allowed)
     if (is.null(names(x)) || any(names(x) == "") || length(bad))
-      stop_arg(sprintf("`%s`, when a list, must have elements named among B, M, S.", arg))
+      stop_arg(sprintf("`%s`, when a list, must have elements named among %s.", arg,
+                       paste(allowed, collapse = ", ")))
     for (nm in names(x)) {
       v <- x[[nm]]
-      if (!is.null(v) && (!is.numeric(v) || !is.matrix(v) || !all(is.finite(v))))
-        stop_arg(sprintf("`%s$%s` must be a numeric matrix of finite values.", arg, nm))
-      if (nm == "S" && !is.null(v) && any(v == 0))
-        stop_arg(sprintf("`%s$S` must be non-zero (S are standard deviations).", arg))
+      if (is.null(v)) next
+      if (!is.numeric(v) || !is.matrix(v))
+        stop_arg(sprintf("`%s$%s` must be a numeric matrix; got %s.", arg, nm, describe_value(v)))
+      if (!all(is.finite(v))) {
+        k <- which(!is.finite(v), arr.ind = TRUE)[1L, ]
+        stop_arg(sprintf("`%s$%s` must hold finite values; found %s at [%d, %d].",
+                         arg, nm, format(v[k[1L], k[2L]]), k[1L], k[2L]))
+      }
+      if (nm == "S" && any(v == 0))
+        stop_arg(sprintf("`%s$S` must be non-zero (S are standard deviations); found %d zero(s).",
+                         arg, sum(v == 0)))
     }
     return(x[!vapply(x, is.null, logical(1))])
   }
   check_choice(x, arg, c("lm", "tutorial"))
+}
+
+## "a, b, c" for at most `max` names, then how many more.
+name_list <- function(x, max = 10L) {
+  if (length(x) <= max) return(paste(x, collapse = ", "))
+  sprintf("%s and %d more", paste(x[seq_len(max)], collapse = ", "), length(x) - max)
+}
+
+## Duplicated sample or species names would make rows or columns of the results that cannot
+## be told apart (coef(fit)[, "sp"] takes the first): they are made unique as make.unique()
+## does, with a warning.
+unique_names <- function(x, what, label) {
+  if (is.null(x) || !anyDuplicated(x)) return(x)
+  dup <- unique(x[duplicated(x)])
+  new <- make.unique(as.character(x))
+  warning(sprintf("%s has duplicated %s names (%s): made unique as make.unique() does (%s).",
+                  label, what, name_list(dup, 5L),
+                  name_list(new[x %in% dup & duplicated(x)], 5L)), call. = FALSE)
+  new
 }
 
 ## Plain double matrix without attributes (what the engine maps without copying).
@@ -120,8 +148,8 @@ check_pln_data <- function(Y, O = NULL, X = NULL, w = NULL,
     stop_arg(labels[["Y"]], " must hold counts: found non-integer values (e.g. ",
              format(Y[Y != round(Y)][1L]), ").")
   if (all(Y == 0)) stop_arg(labels[["Y"]], " has only zeros.")
-  sample_names <- rownames(Y)
-  species_names <- colnames(Y)
+  sample_names <- unique_names(rownames(Y), "sample (row)", labels[["Y"]])
+  species_names <- unique_names(colnames(Y), "species (column)", labels[["Y"]])
 
   if (is.null(O)) {
     O <- matrix(0, n, p)
@@ -152,7 +180,7 @@ check_pln_data <- function(Y, O = NULL, X = NULL, w = NULL,
       if (is.null(nms)) nms <- paste0("column ", seq_len(ncol(X)))
       aliased <- nms[qx$pivot[(qx$rank + 1L):ncol(X)]]
       stop_arg(sprintf("%s has rank %d < %d columns: the covariates are collinear (%s %s a linear combination of the others, as lm() would show by NA coefficients); drop %s.",
-                       labels[["X"]], qx$rank, ncol(X), paste(aliased, collapse = ", "),
+                       labels[["X"]], qx$rank, ncol(X), name_list(aliased),
                        if (length(aliased) == 1L) "is" else "are",
                        if (length(aliased) == 1L) "it" else "them"))
     }
@@ -197,4 +225,120 @@ check_start <- function(start, n, p, d, arg = "init") {
     out[nm] <- list(as_double_matrix(v))
   }
   out
+}
+
+## Omega (covariance "fixed") and C (covariance "genpop"): given when, and only when, the structure
+## needs it; a symmetric numeric matrix of finite values; C a correlation matrix. Their size is
+## checked against the data when fitting (check_structure_dims()).
+check_structure_matrix <- function(x, arg, needed, structure) {
+  if (is.null(x)) {
+    if (needed)
+      stop_arg(sprintf("`%s` is required when covariance = \"%s\" (a p x p %s matrix).", arg,
+                       structure, if (arg == "C") "correlation" else "precision"))
+    return(NULL)
+  }
+  if (!needed)
+    stop_arg(sprintf("`%s` is used only with covariance = \"%s\"; drop it, or set covariance.",
+                     arg, structure))
+  if (inherits(x, "Matrix")) x <- as.matrix(x)
+  if (!is.numeric(x) || !is.matrix(x) || nrow(x) != ncol(x) || nrow(x) < 1L)
+    stop_arg(sprintf("`%s` must be a square numeric matrix; got %s.", arg, describe_value(x)))
+  check_finite(x, sprintf("`%s`", arg))
+  if (!isSymmetric(unname(x), tol = 1e-8))
+    stop_arg(sprintf("`%s` must be symmetric.", arg))
+  if (arg == "C" && (any(abs(diag(x) - 1) > 1e-8) || any(abs(x) > 1 + 1e-8)))
+    stop_arg("`C` must be a correlation matrix: ones on its diagonal, entries in [-1, 1].")
+  if (arg == "Omega" && min(eigen(x, symmetric = TRUE, only.values = TRUE)$values) <= 0)
+    stop_arg("`Omega` must be positive definite (a precision matrix).")
+  storage.mode(x) <- "double"
+  x
+}
+
+check_structure_dims <- function(control, p) {
+  for (arg in c("Omega", "C")) {
+    x <- control[[arg]]
+    if (!is.null(x) && nrow(x) != p)
+      stop_arg(sprintf("`%s` must be %d x %d, one row and column per species of the response; got %d x %d.",
+                       arg, p, p, nrow(x), ncol(x)))
+  }
+  invisible(TRUE)
+}
+
+## The cores this process may run on: its CPU affinity (as taskset or a container's cpuset set
+## it), else the machine's cores.
+available_cores <- function() {
+  aff <- tryCatch(parallel::mcaffinity(), error = function(e) NULL)
+  n <- if (length(aff)) length(aff) else parallel::detectCores()
+  if (is.na(n) || n < 1L) 1L else as.integer(n)
+}
+
+## The variables an expression reads, as all.vars() gives them, but for what `lm()` reads
+## too: the right side of `$` and `@` is a name, not a variable (oaks$Abundance reads `oaks`),
+## and pkg::name reads nothing of the data.
+formula_vars <- function(e) {
+  if (is.symbol(e)) return(if (nzchar(as.character(e))) as.character(e) else character())
+  if (!is.call(e)) return(character())
+  f <- e[[1L]]
+  if (identical(f, as.name("$")) || identical(f, as.name("@"))) return(formula_vars(e[[2L]]))
+  if (identical(f, as.name("::")) || identical(f, as.name(":::"))) return(character())
+  unique(c(if (is.call(f)) formula_vars(f),
+           unlist(lapply(seq_along(e)[-1L], function(i) formula_vars(e[[i]])), use.names = FALSE)))
+}
+
+## `subset` of PLN(), evaluated: logical (one value per sample, or one for all), row numbers
+## (all positive or all negative, as `[` takes them) or row names of the data, within range and
+## without NA (model.frame() would turn an NA into a row of NAs, or index past the end).
+check_subset <- function(x, n, row_names, arg = "`subset`") {
+  if (is.null(x)) return(NULL)
+  na_at <- function() which(is.na(x))[1L]
+  if (!is.null(dim(x)) || !(is.logical(x) || is.numeric(x) || is.character(x)))
+    stop_arg(sprintf("%s must be a logical vector, row numbers or row names; got %s.",
+                     arg, describe_value(x)))
+  if (is.logical(x)) {
+    if (!length(x) %in% c(1L, n))
+      stop_arg(sprintf("%s must hold one TRUE or FALSE per sample (n = %d); got %d value(s).",
+                       arg, n, length(x)))
+    if (anyNA(x))
+      stop_arg(sprintf("%s is NA at position %d: give TRUE or FALSE for every sample.", arg, na_at()))
+    kept <- sum(rep_len(x, n))
+  } else if (is.numeric(x)) {
+    if (anyNA(x))
+      stop_arg(sprintf("%s is NA at position %d: give row numbers in 1..%d.", arg, na_at(), n))
+    if (any(x != round(x)))
+      stop_arg(sprintf("%s must hold whole row numbers; found %s.", arg, format(x[x != round(x)][1L])))
+    if (any(x > 0) && any(x < 0))
+      stop_arg(arg, " mixes positive and negative row numbers: give the rows to keep, or the rows to drop.")
+    out <- x[abs(x) > n]
+    if (length(out))
+      stop_arg(sprintf("%s selects row(s) %s outside 1..%d, the samples of the data.",
+                       arg, name_list(unique(out), 5L), n))
+    kept <- if (any(x < 0)) n - length(unique(x[x < 0])) else sum(x > 0)
+  } else {
+    if (anyNA(x)) stop_arg(sprintf("%s is NA at position %d: give row names of the data.", arg, na_at()))
+    unknown <- setdiff(x, row_names)
+    if (length(unknown))
+      stop_arg(sprintf("%s names row(s) that are not samples of the data: %s.",
+                       arg, name_list(unknown, 5L)))
+    kept <- length(x)
+  }
+  if (kept == 0L) stop_arg(arg, " selects no sample.")
+  x
+}
+
+## predict() with `newdata`: every variable of the model must be a column of it. One that is not
+## is looked up in the formula's environment, where it has the rows of the fitted data (a local
+## variable of the function that called PLN()), and model.frame() fails without naming it.
+check_newdata_vars <- function(terms, newdata) {
+  env <- environment(terms)
+  for (v in setdiff(formula_vars(terms), names(newdata))) {
+    found <- !is.null(env) && exists(v, envir = env)
+    rows <- if (found) NROW(get(v, envir = env)) else NA
+    if (found && rows %in% c(1L, nrow(newdata))) next
+    term <- Filter(function(t) v %in% formula_vars(t), as.list(attr(terms, "variables"))[-1L])
+    stop_arg(sprintf("`newdata` has no column `%s`, a variable of the model (in %s)%s: add it to `newdata`.",
+                     v, deparse1(term[[1L]]),
+                     if (found) sprintf("; the `%s` of the formula's environment has %d rows, not the %d of `newdata`",
+                                        v, rows, nrow(newdata)) else ""))
+  }
+  invisible(TRUE)
 }

@@ -3,9 +3,10 @@
 
 ## Runs one optimisation. `dat` comes from check_pln_data(), `ctrl` from
 ## resolve_control(), `start` from check_start() (NULL entries: from ctrl$init).
-engine_fit <- function(dat, ctrl, start = list()) {
+## `structure`: Omega and C of the covariance structures "fixed" and "genpop" (NULL otherwise).
+engine_fit <- function(dat, ctrl, start = list(), structure = list()) {
   res <- pln_fit_engine(dat$Y, dat$O, dat$X, dat$w,
-                        start$B, start$M, start$S, ctrl)
+                        start$B, start$M, start$S, structure$Omega, structure$C, ctrl)
   res$steps <- as.integer(res$steps)
   res$threads <- as.integer(res$threads)
   res

@@ -17,6 +17,7 @@
   backend   = c("eager", "script", "fused"),
   dtype     = c("float64", "float32"),
   optimizer = c("lbfgs", "adam", "rprop"),
+  covariance = c("full", "diagonal", "spherical", "fixed", "genpop"),
   init      = c("lm", "tutorial")
 )
 
@@ -67,17 +68,31 @@
 #'   between two steps falls below it (a weaker test: their steps can be small
 #'   long before the optimum).
 #' @param init starting point: `"lm"` (default; B by weighted least squares of
-#'   `log(1 + Y) - O` on X, M the residuals, S = 1 / sqrt(1 + Y)), `"tutorial"`
-#'   (B = 0, M = 0, S = 1, as in the torch tutorials), or a list with some of
-#'   the matrices `B` (d x p), `M` and `S` (n x p, S non-zero); the ones left out
-#'   start as with `"lm"`.
+#'   `log(1 + Y) - O` on X, M = log(1 + Y) - O, S = 1 / sqrt(1 + Y)),
+#'   `"tutorial"` (B = 0, M = 0, S = 1, as in the torch tutorials), or a list
+#'   with some of the matrices `B` (d x p), `M` and `S` (n x p, S non-zero) of
+#'   a fit to continue from: `M` the variational means with X B included, as a
+#'   fit's `var_par$M` (B then defaults to its least squares on X); the ones left
+#'   out start as with `"lm"`.
 #' @param check_every Adam and Rprop: check convergence every `check_every`
 #'   steps (on a GPU each check copies the ELBO trace back, a host sync); `NULL`
 #'   (default) leaves the choice to the engine (1 on the CPU, 100 on a GPU).
 #'   `"lbfgs"` checks at every step: its line search reads the ELBO anyway.
 #' @param num_threads number of CPU threads LibTorch may use; `NULL` (default)
-#'   leaves LibTorch's setting unchanged.
+#'   leaves LibTorch's setting unchanged. A number above the cores this process
+#'   may use (its CPU affinity, see `parallel::mcaffinity()`) is lowered to
+#'   that number with a warning when fitting: more threads only take turns on
+#'   the same cores (256 threads on 2 cores made steps 300 times slower), and
+#'   each costs memory.
 #' @param trace verbosity of the engine, `0` (silent, default) or `1`.
+#' @param covariance the structure of the latent covariance Sigma: `"full"`
+#'   (default), `"diagonal"`, `"spherical"`, `"fixed"` or `"genpop"`, as in
+#'   PLNmodels (see [PLN()], section "Covariance structures").
+#' @param Omega for `covariance = "fixed"` only, and then required: the p x p
+#'   precision matrix Omega = Sigma^-1 (symmetric, positive definite).
+#' @param C for `covariance = "genpop"` only, and then required: a p x p
+#'   correlation matrix (ones on the diagonal), e.g. a genetic relationship
+#'   matrix; `Sigma = sigma2 (rho C + (1 - rho) I)`.
 #'
 #' @return A list of class `"PLN_param_torch"` holding the checked values (the
 #'   `NULL`s are resolved when fitting).
@@ -91,7 +106,9 @@
 PLN_param <- function(backend = NULL, device = "cpu", dtype = NULL,
                       optimizer = "lbfgs", lr = NULL, maxit = 10000,
                       tol = NULL, init = "lm", check_every = NULL,
-                      num_threads = NULL, trace = 0) {
+                      num_threads = NULL, trace = 0, covariance = "full", Omega = NULL,
+                      C = NULL) {
+  covariance <- check_choice(covariance, "covariance", .pln_choices$covariance)
   ctrl <- list(
     backend     = check_choice(backend, "backend", .pln_choices$backend, null_ok = TRUE),
     device      = check_device(device),
@@ -103,14 +120,18 @@ PLN_param <- function(backend = NULL, device = "cpu", dtype = NULL,
     init        = check_init(init),
     check_every = check_count(check_every, "check_every", lower = 1L, null_ok = TRUE),
     num_threads = check_count(num_threads, "num_threads", lower = 0L, null_ok = TRUE),
-    trace       = check_trace(trace)
+    trace       = check_trace(trace),
+    covariance  = covariance,
+    Omega       = check_structure_matrix(Omega, "Omega", covariance == "fixed", "fixed"),
+    C           = check_structure_matrix(C, "C", covariance == "genpop", "genpop")
   )
   structure(ctrl, class = "PLN_param_torch")
 }
 
 #' @export
 print.PLN_param_torch <- function(x, ...) {
-  show <- function(v) if (is.null(v)) "(auto)" else if (is.list(v)) "(given matrices)" else format(v)
+  show <- function(v) if (is.null(v)) "(auto)" else if (is.list(v)) "(given matrices)" else
+    if (is.matrix(v)) sprintf("(%d x %d matrix)", nrow(v), ncol(v)) else format(v)
   cat("PLN control parameters (plntorch)\n")
   for (nm in names(x)) cat(sprintf("  %-12s %s\n", nm, show(x[[nm]])))
   invisible(x)
@@ -120,13 +141,21 @@ print.PLN_param_torch <- function(x, ...) {
 ## its arguments.
 as_pln_param <- function(control) {
   if (inherits(control, "PLN_param_torch")) return(control)
-  if (!is.list(control) || (length(control) && is.null(names(control))))
-    stop("`control` must be the result of PLN_param() or a named list of its arguments.",
-         call. = FALSE)
-  unknown <- setdiff(names(control), names(formals(PLN_param)))
+  if (!is.list(control) || is.object(control))
+    stop_arg("`control` must be the result of PLN_param() or a named list of its arguments; got ",
+             describe_value(control), ".")
+  nms <- names(control)
+  if (is.null(nms)) nms <- rep("", length(control))
+  unnamed <- which(is.na(nms) | nms == "")
+  if (length(unnamed))
+    stop_arg(sprintf("`control` has an element with no name (element %d, holding %s): name each one after a PLN_param() argument, e.g. list(maxit = 100).",
+                     unnamed[1L], describe_value(control[[unnamed[1L]]])))
+  unknown <- setdiff(nms, names(formals(PLN_param)))
   if (length(unknown))
-    stop("`control` has unknown parameter(s): ", paste(unknown, collapse = ", "),
-         "; see ?PLN_param.", call. = FALSE)
+    stop_arg("`control` has unknown parameter(s): ", paste(unknown, collapse = ", "),
+             "; see ?PLN_param.")
+  if (anyDuplicated(nms))
+    stop_arg(sprintf("`control` gives `%s` more than once.", nms[duplicated(nms)][1L]))
   do.call(PLN_param, control)
 }
 
@@ -157,6 +186,14 @@ resolve_control <- function(ctrl, info = pln_backends_engine()) {
   }
   if (is.null(ctrl$check_every)) ctrl$check_every <- .pln_defaults$check_every
   if (is.null(ctrl$num_threads)) ctrl$num_threads <- .pln_defaults$num_threads
+  ## More threads than cores only slow a fit down (they take turns), and OpenMP allocates a stack
+  ## per thread: 1e9 of them end the R process.
+  cores <- available_cores()
+  if (ctrl$num_threads > cores) {
+    warning(sprintf("`num_threads` = %d exceeds the %d core(s) this process may use; using %d.",
+                    ctrl$num_threads, cores, cores), call. = FALSE)
+    ctrl$num_threads <- cores
+  }
   max_memory <- getOption("plntorch.max_memory")
   if (!is.null(max_memory) &&
       (!is.numeric(max_memory) || length(max_memory) != 1L || is.na(max_memory) || max_memory <= 0))
@@ -167,5 +204,5 @@ resolve_control <- function(ctrl, info = pln_backends_engine()) {
        optimizer = ctrl$optimizer, lr = as.double(ctrl$lr), maxit = as.integer(ctrl$maxit),
        tol = as.double(ctrl$tol), init = if (is.character(ctrl$init)) ctrl$init else "lm",
        check_every = as.integer(ctrl$check_every), num_threads = as.integer(ctrl$num_threads),
-       trace = as.integer(ctrl$trace), max_bytes = max_bytes)
+       trace = as.integer(ctrl$trace), max_bytes = max_bytes, covariance = ctrl$covariance)
 }

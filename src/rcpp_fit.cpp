@@ -49,18 +49,21 @@ pln::FitInput fit_input(SEXP Y, SEXP O, SEXP X, SEXP w, int64_t n) {
 }  // namespace
 
 // [[Rcpp::export(rng = false)]]
-Rcpp::List pln_fit_engine(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B0, SEXP M0, SEXP S0,
-                          Rcpp::List control) {
+Rcpp::List pln_fit_engine(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B0, SEXP M0, SEXP S0, SEXP Omega,
+                          SEXP C, Rcpp::List control) {
   pln::FitInput in = fit_input(Y, O, X, w, Rf_nrows(Y));
   in.B0 = view(B0, "B0");
   in.M0 = view(M0, "M0");
   in.S0 = view(S0, "S0");
+  in.Omega0 = view(Omega, "Omega");
+  in.C = view(C, "C");
 
   pln::FitOptions opt;
   opt.backend = get<std::string>(control, "backend", opt.backend);
   opt.device = get<std::string>(control, "device", opt.device);
   opt.dtype = get<std::string>(control, "dtype", opt.dtype);
   opt.optimizer = get<std::string>(control, "optimizer", opt.optimizer);
+  opt.covariance = get<std::string>(control, "covariance", opt.covariance);
   opt.lr = get<double>(control, "lr", opt.lr);
   opt.maxit = static_cast<int64_t>(get<double>(control, "maxit", static_cast<double>(opt.maxit)));
   opt.tol = get<double>(control, "tol", opt.tol);
@@ -85,6 +88,8 @@ Rcpp::List pln_fit_engine(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B0, SEXP M0, SEXP
   return Rcpp::List::create(
       Rcpp::Named("B") = to_r(r.B), Rcpp::Named("M") = to_r(r.M), Rcpp::Named("S") = to_r(r.S),
       Rcpp::Named("Sigma") = to_r(r.Sigma), Rcpp::Named("Omega") = to_r(r.Omega),
+      Rcpp::Named("cov_par") = Rcpp::NumericVector::create(Rcpp::Named("sigma2") = r.sigma2,
+                                                           Rcpp::Named("rho") = r.rho),
       Rcpp::Named("objective") = Rcpp::wrap(r.objective),
       Rcpp::Named("loglik_vec") = Rcpp::wrap(r.loglik_vec),
       Rcpp::Named("steps") = static_cast<double>(r.steps), Rcpp::Named("status") = r.status,

@@ -15,6 +15,12 @@
 #                                  inst/bench/results/validation-<date>.csv and .md
 #   Rscript inst/bench/validation.R --from FILE.csv --save  no fits: the report (and .md) of a
 #                                                           saved run, from its CSV
+#   Rscript inst/bench/validation.R --covariance diagonal,spherical,fixed,genpop
+#                                  the other covariance structures (default: full); "fixed" with
+#                                  Omega = I, "genpop" with C = 0.5^|j - k| (an AR(1) correlation)
+#   Rscript inst/bench/validation.R --covariance ... --reference FILE.csv
+#                                  also write PLNmodels' log-likelihoods of each case to FILE.csv
+#                                  (inst/extdata/covariance-reference.csv, which the tests read)
 #
 # Run it from the package root. Models: Abundance ~ <rhs> + offset(log(Offset)), except mollusk,
 # Abundance ~ <rhs> without offset (PLNmodels' own model for it). The fit to reach is the better
@@ -26,7 +32,8 @@ suppressPackageStartupMessages(library(plntorch))
 
 ## ---- options
 args <- commandArgs(trailingOnly = TRUE)
-known <- c("--only", "--reps", "--skip-plnmodels", "--save", "--from")
+known <- c("--only", "--reps", "--skip-plnmodels", "--save", "--from", "--covariance",
+           "--reference")
 flags <- grep("^--", args, value = TRUE)
 if (length(bad <- setdiff(flags, known)))
   stop("unknown option ", paste(bad, collapse = ", "), "; known: ", paste(known, collapse = ", "),
@@ -43,6 +50,8 @@ if (is.na(reps) || reps < 1) stop("--reps must be a positive integer", call. = F
 only <- option_value("--only", NULL)
 save <- "--save" %in% args
 from <- option_value("--from", NULL)
+covariances <- strsplit(option_value("--covariance", "full"), ",", fixed = TRUE)[[1]]
+reference_out <- option_value("--reference", NULL)
 command <- paste(c("Rscript inst/bench/validation.R", args), collapse = " ")
 
 plnm_version <- if ("--skip-plnmodels" %in% args) {
@@ -79,6 +88,15 @@ load_data <- function(name) {
   env[[name]]
 }
 
+## The covariance structure's arguments, in both packages' PLN_param(): "fixed" with Omega = I,
+## "genpop" with an AR(1) correlation matrix C = 0.5^|j - k|.
+structure_args <- function(covariance, p) {
+  switch(covariance,
+         fixed = list(covariance = covariance, Omega = diag(p)),
+         genpop = list(covariance = covariance, C = 0.5^abs(outer(seq_len(p), seq_len(p), "-"))),
+         list(covariance = covariance))
+}
+
 model_formula <- function(rhs, offset) {
   stats::as.formula(paste("Abundance ~", rhs, if (offset) "+ offset(log(Offset))"))
 }
@@ -99,7 +117,7 @@ time_fit <- function(fit_once) {
 }
 
 ## One row of the table from a timed fit (`timed` NULL: not run, `why` says why).
-fit_row <- function(case, implementation, timed, why = NA_character_) {
+fit_row <- function(case, covariance, implementation, timed, why = NA_character_) {
   fit <- timed$fit
   op <- if (is.null(fit)) list() else fit$optim_par
   is_torch <- startsWith(implementation, "plntorch")
@@ -107,14 +125,15 @@ fit_row <- function(case, implementation, timed, why = NA_character_) {
     as.character(op$status)
   row <- data.frame(
     data = case$data, n = case$n, p = case$p, rhs = case$rhs, offset = case$offset,
-    implementation = implementation,
+    covariance = covariance, implementation = implementation,
     optimizer = if (is_torch && !is.null(fit)) op$optimizer else NA_character_,
     steps = if (is_torch && !is.null(fit)) as.integer(op$steps) else NA_integer_,
     status = status,
     seconds = if (is.null(fit)) NA_real_ else timed$seconds,
     loglik = if (is.null(fit)) NA_real_ else fit$loglik,
     stringsAsFactors = FALSE)
-  cat(sprintf("  %-40s %-18s %s\n", paste(case$data, "~", case$rhs), implementation,
+  cat(sprintf("  %-50s %-18s %s\n", paste(case$data, "~", case$rhs, sprintf("(%s)", covariance)),
+              implementation,
               if (!is.null(timed$error)) paste("error:", timed$error)
               else if (is.null(fit)) paste("not run:", why)
               else sprintf("%8s s  loglik %12.2f  %s", format_seconds(row$seconds), row$loglik,
@@ -132,8 +151,9 @@ backends <- pln_backends()$backends
 rows <- list()
 if (!is.null(from)) {
   saved <- utils::read.csv(from, stringsAsFactors = FALSE)
-  rows <- list(saved[, c("data", "n", "p", "rhs", "offset", "implementation", "optimizer", "steps",
-                         "status", "seconds", "loglik")])
+  if (!"covariance" %in% names(saved)) saved$covariance <- "full"
+  rows <- list(saved[, c("data", "n", "p", "rhs", "offset", "covariance", "implementation",
+                         "optimizer", "steps", "status", "seconds", "loglik")])
   plnm_version <- as.character(saved$plnmodels[1])
   run_plnm <- grepl("^[0-9]", plnm_version)
   regenerated <- sprintf("This report was regenerated from that run's CSV by `%s`.", command)
@@ -145,23 +165,37 @@ for (i in seq_len(if (is.null(from)) nrow(ref) else 0L)) {
   dat <- load_data(case$data)
   stopifnot(nrow(dat) == case$n, ncol(dat$Abundance) == case$p)
   form <- model_formula(case$rhs, case$offset)
-  for (be in backends) {
-    timed <- time_fit(function() PLN(form, data = dat, control = PLN_param(backend = be)))
-    rows[[length(rows) + 1]] <- fit_row(case, paste("plntorch", be), timed)
-  }
-  for (bk in c("builtin", "nlopt")) {
-    timed <- if (run_plnm) time_fit(function() {
-      PLNmodels::PLN(form, data = dat, control = PLNmodels::PLN_param(backend = bk, trace = 0))
-    })
-    rows[[length(rows) + 1]] <- fit_row(case, paste("PLNmodels", bk), timed, why = plnm_version)
+  for (cv in covariances) {
+    sargs <- structure_args(cv, case$p)
+    for (be in backends) {
+      timed <- time_fit(function()
+        PLN(form, data = dat, control = do.call(PLN_param, c(list(backend = be), sargs))))
+      rows[[length(rows) + 1]] <- fit_row(case, cv, paste("plntorch", be), timed)
+    }
+    for (bk in c("builtin", "nlopt")) {
+      timed <- if (run_plnm) time_fit(function() {
+        PLNmodels::PLN(form, data = dat, control = do.call(PLNmodels::PLN_param,
+                                                           c(list(backend = bk, trace = 0), sargs)))
+      })
+      rows[[length(rows) + 1]] <- fit_row(case, cv, paste("PLNmodels", bk), timed,
+                                          why = plnm_version)
+    }
   }
 }
 tab <- do.call(rbind, rows)
 
-## ---- the fit to reach, gaps and speed-ups, per (data, rhs)
+## ---- the fit to reach, gaps and speed-ups, per (data, rhs, covariance)
 is_plnm <- startsWith(tab$implementation, "PLNmodels")
-key <- paste(tab$data, tab$rhs)
-ref_best <- ref$best_loglik[match(key, paste(ref$data, ref$rhs))]
+key <- paste(tab$data, tab$rhs, tab$covariance)
+## References: PLNmodels' full-covariance fits (inst/extdata/validation-reference.csv) and, when
+## present, its other structures' (covariance-reference.csv, written by --reference).
+cov_ref_file <- sub("validation-reference", "covariance-reference", ref_file)
+all_ref <- ref
+all_ref$covariance <- "full"
+if (file.exists(cov_ref_file))
+  all_ref <- rbind(all_ref[, c("data", "rhs", "covariance", "best_loglik")],
+                   utils::read.csv(cov_ref_file)[, c("data", "rhs", "covariance", "best_loglik")])
+ref_best <- all_ref$best_loglik[match(key, paste(all_ref$data, all_ref$rhs, all_ref$covariance))]
 measured_best <- ave(ifelse(is_plnm, tab$loglik, NA), key,
                      FUN = function(x) if (all(is.na(x))) NA_real_ else max(x, na.rm = TRUE))
 tab$best_from_reference <- is.na(measured_best)
@@ -186,7 +220,8 @@ machine <- if (is.null(from)) data.frame(
                        "plnmodels", "command"), names(saved))]
 
 markdown_table <- function(tab) {
-  model <- paste("~", tab$rhs, ifelse(tab$offset, "+ offset(log(Offset))", "(no offset)"))
+  model <- paste("~", tab$rhs, ifelse(tab$offset, "+ offset(log(Offset))", "(no offset)"),
+                 ifelse(tab$covariance == "full", "", sprintf("[%s]", tab$covariance)))
   impl <- ifelse(is.na(tab$optimizer), tab$implementation,
                  sprintf("%s (%s)", tab$implementation, tab$optimizer))
   loglik <- ifelse(is.na(tab$loglik), "", sprintf("%.2f", tab$loglik))
@@ -221,15 +256,15 @@ summary_line <- sprintf(paste(
 
 ## One row per model: the default backend against PLNmodels' two backends (the README's table).
 compact_table <- function(tab) {
-  keys <- unique(paste(tab$data, tab$rhs))
-  one <- function(k, impl) tab[paste(tab$data, tab$rhs) == k & tab$implementation == impl, ][1, ]
+  keys <- unique(key)
+  one <- function(k, impl) tab[key == k & tab$implementation == impl, ][1, ]
   lines <- vapply(keys, function(k) {
     d <- one(k, paste("plntorch", info$default_backend))
     b <- one(k, "PLNmodels builtin")
     nl <- one(k, "PLNmodels nlopt")
     ll <- function(r) if (is.na(r$loglik)) "" else sprintf("%.2f", r$loglik)
-    sprintf("| %s | %d x %d | ~ %s | %s | %s | %s (%s s) | %s (%s s) | %s | %s |", d$data, d$n, d$p,
-            d$rhs, ll(d), format_seconds(d$seconds), ll(b), format_seconds(b$seconds), ll(nl),
+    sprintf("| %s | %d x %d | ~ %s%s | %s | %s | %s (%s s) | %s (%s s) | %s | %s |", d$data, d$n,
+            d$p, d$rhs, if (d$covariance == "full") "" else sprintf(" [%s]", d$covariance), ll(d), format_seconds(d$seconds), ll(b), format_seconds(b$seconds), ll(nl),
             format_seconds(nl$seconds), sprintf("%+.2f", d$gap),
             if (is.na(d$speedup)) "" else format_speedup(d$speedup))
   }, character(1))
@@ -271,8 +306,23 @@ cat("\n", report, sep = "\n")
 
 if (save) {
   dir.create(file.path("inst", "bench", "results"), showWarnings = FALSE, recursive = TRUE)
-  stem <- file.path("inst", "bench", "results", paste0("validation-", machine$date))
+  stem <- file.path("inst", "bench", "results", paste0("validation-", machine$date,
+                    if (!identical(covariances, "full")) "-covariance"))
   utils::write.csv(cbind(machine, tab), paste0(stem, ".csv"), row.names = FALSE)
   writeLines(report, paste0(stem, ".md"))
   cat("\nwritten:", paste0(stem, c(".csv", ".md")), "\n")
+}
+
+## PLNmodels' log-likelihoods of each case, for the tests (structures other than full).
+if (!is.null(reference_out)) {
+  plnm <- tab[is_plnm & tab$covariance != "full", ]
+  wide <- function(bk) plnm$loglik[plnm$implementation == paste("PLNmodels", bk)]
+  one <- plnm[plnm$implementation == "PLNmodels builtin", c("data", "n", "p", "rhs", "offset",
+                                                            "covariance")]
+  one$builtin_loglik <- wide("builtin")
+  one$nlopt_loglik <- wide("nlopt")
+  one$best_loglik <- pmax(one$builtin_loglik, one$nlopt_loglik, na.rm = TRUE)
+  one$source <- sprintf("PLNmodels %s, %s", plnm_version, machine$date)
+  utils::write.csv(one, reference_out, row.names = FALSE)
+  cat("written:", reference_out, "\n")
 }

@@ -31,6 +31,8 @@ struct FitInput {
   MatrixView X;         // n x d covariates
   const double* w = nullptr;  // n weights; nullptr: all ones
   MatrixView B0, M0, S0;      // optional starting values
+  MatrixView Omega0;          // p x p: Omega of covariance "fixed"
+  MatrixView C;               // p x p: the correlation matrix of covariance "genpop"
 };
 
 struct FitOptions {
@@ -38,6 +40,7 @@ struct FitOptions {
   std::string device = "cpu";      // cpu | cuda | cuda:N
   std::string dtype = "float64";   // float64 | float32
   std::string optimizer = "lbfgs";  // lbfgs | adam | rprop
+  std::string covariance = "full";  // full | diagonal | spherical | fixed | genpop
   double lr = 0.01;
   int64_t maxit = 1000;
   // lbfgs: stop when the last step's relative gain and the next one's predicted relative gain are
@@ -54,6 +57,7 @@ struct FitOptions {
 
 struct FitResult {
   Matrix B, M, S, Sigma, Omega;
+  double sigma2 = 0, rho = 0;      // genpop: Sigma = sigma2 (rho C + (1 - rho) I); NaN otherwise
   // ELBO trace: lbfgs, at the start and after each iteration (steps + 1 values, increasing);
   // adam, rprop: before each step (steps values).
   std::vector<double> objective;

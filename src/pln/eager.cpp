@@ -17,7 +17,8 @@ at::Tensor AutogradBackend::objective(const State& st) {
 
 at::Tensor AutogradBackend::value(const Point& x, const Profile& prof) {
   c10::NoGradGuard no_grad;
-  return at::sum(pb_.w * rows(pb_.O + x.M, prof.Mres, prof.S2, x.P, prof.Omega, prof.logdet),
+  return at::sum(pb_.w * rows(pb_.O + x.M, prof.Mres, prof.S2, x.P, prof.cov.Omega,
+                      prof.cov.logdet),
                  at::kDouble);
 }
 
@@ -27,7 +28,8 @@ void AutogradBackend::gradient(const Point& x, const Profile& prof, at::Tensor& 
   auto M = x.M.detach().requires_grad_(true);
   auto P = x.P.detach().requires_grad_(true);
   auto S2 = at::exp(P);
-  auto J = (pb_.w * rows(pb_.O + M, residual(pb_, M), S2, P, prof.Omega, prof.logdet)).sum();
+  auto J = (pb_.w * rows(pb_.O + M, residual(pb_, M), S2, P, prof.cov.Omega,
+                       prof.cov.logdet)).sum();
   auto g = torch::autograd::grad({J}, {M, P});
   gM = g[0];
   gP = g[1];

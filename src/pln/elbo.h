@@ -3,12 +3,14 @@
 
 #include <ATen/ATen.h>
 
+#include "covariance.h"
 #include "problem.h"
 
 namespace pln {
 
 // Per-observation J_i (unweighted) from the latent mean Z = O + X B + M, the residual M, the
-// variances S2 (and their log, logS2) and a fixed Omega with its log det; differentiable in its
+// variances S2 (and their log, logS2) and a fixed Omega (p x p, or its diagonal as a p-vector:
+// covariance.h) with its log det; differentiable in its
 // tensor arguments. The Poisson part is written around y log y - y - log(y!) (pb.lconst_row; see
 // fused_math.h, poisson_term()): with u = Z + S2/2 - log y, y Z - A - log(y!) =
 // y log y - y - log(y!) - y (e^u - 1 - u) - y S2/2 for y > 0, and -A - log(0!) for y = 0. The ELBO is sum_i w_i J_i and equals PLNmodels' loglik_vec
@@ -22,13 +24,9 @@ at::Tensor elbo_rows(const Problem& pb, const at::Tensor& B, const at::Tensor& M
 at::Tensor elbo(const Problem& pb, const at::Tensor& B, const at::Tensor& M,
                 const at::Tensor& S, const at::Tensor& Omega, const at::Tensor& logdet);
 
-// Sigma = (M' W M + diag(sum_i w_i S_i^2)) / sum(w); Omega = Sigma^-1 and log det Omega, all
-// through a Cholesky factor with no host-side info check (no device sync); log det is NaN when
-// Sigma is not positive definite.
+// Sigma, Omega and log det Omega of the state, in closed form from its M and S (covariance.h).
 void update_covariance(const Problem& pb, State& st);
-// The same from the p x p statistic M' W M and the column sums of w S^2.
-void covariance_from_stats(const Problem& pb, const at::Tensor& MtWM, const at::Tensor& s2sum,
-                           State& st);
+void set_covariance(State& st, const Covariance& c);
 
 // ---- The profiled ELBO, the objective of the default optimiser (lbfgs.h).
 // Its variables: M = X B + M_res, the whole variational mean of Z - O (B is the weighted least
@@ -40,9 +38,9 @@ struct Point {
 };
 // The closed-form blocks at a point, and the quantities every evaluation shares.
 struct Profile {
-  at::Tensor Mres;    // M - X B (n x p)
-  at::Tensor S2;      // exp(P)
-  at::Tensor Sigma, Omega, logdet;  // logdet = log det Omega; NaN when Sigma is not positive definite
+  at::Tensor Mres;  // M - X B (n x p)
+  at::Tensor S2;    // exp(P)
+  Covariance cov;   // Sigma, Omega, log det Omega (NaN: Sigma not positive definite), tr(Omega G)
 };
 Profile profile(const Problem& pb, const Point& x);
 

@@ -304,7 +304,7 @@ FitResult fit_impl(const FitInput& in, const FitOptions& opt, const Callbacks& c
     if (std::isfinite(avail) && fit_bytes(in, opt) > avail) throw not_enough_memory(in, opt, avail, "");
   }
 
-  Problem pb = make_problem(in, topt);
+  Problem pb = make_problem(in, topt, opt.covariance);
   State st = initial_state(pb, in, opt.init);
   auto backend = make_backend(pb, opt);
   const bool quasi_newton = opt.optimizer == "lbfgs";
@@ -354,8 +354,10 @@ FitResult fit_impl(const FitInput& in, const FitOptions& opt, const Callbacks& c
   res.B = to_matrix(B);
   res.M = to_matrix(M);
   res.S = to_matrix(S);
-  res.Sigma = to_matrix(st.Sigma);
-  res.Omega = to_matrix(st.Omega);
+  res.Sigma = to_matrix(dense(st.Sigma));
+  res.Omega = to_matrix(dense(st.Omega));
+  res.sigma2 = st.sigma2;
+  res.rho = st.rho;
   res.threads = threads.threads();
   res.backend = opt.backend;
   res.device = dev.str();

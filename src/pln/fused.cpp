@@ -190,10 +190,12 @@ at::Tensor FusedBackend::value(const Point& x, const Profile& prof) {
   if (!R_.defined()) R_ = at::empty_like(pb_.Y);
   const auto e = value_pass(pb_.Y, pb_.O, x.M.contiguous(), x.P.contiguous(),
                             prof.S2.contiguous(), pb_.w, R_);
-  // At the closed-form Omega, sum_i w_i (-(M Omega)_i M_i' / 2 - S2_i diag(Omega) / 2) is
-  // -tr(Omega Sigma) wsum / 2 = -wsum p / 2, which cancels the ELBO's constant wsum p / 2.
+  // sum_i w_i (-(M Omega)_i M_i' / 2 - S2_i diag(Omega) / 2) is -tr(Omega G) / 2 (covariance.h),
+  // which the covariance's fit gives (wsum p at the closed form of every structure but "fixed").
   // In float64 (e is): J's changes are resolved below float32's precision of J itself.
-  return e + pb_.lconst_sum + 0.5 * pb_.wsum * prof.logdet.to(at::kDouble);
+  const auto& c = prof.cov;
+  return e + pb_.lconst_sum + 0.5 * pb_.wsum * c.logdet.to(at::kDouble) +
+         0.5 * (pb_.wsum * static_cast<double>(pb_.p) - c.trace.to(at::kDouble));
 }
 
 void FusedBackend::gradient(const Point& x, const Profile& prof, at::Tensor& gM, at::Tensor& gP,
@@ -201,8 +203,8 @@ void FusedBackend::gradient(const Point& x, const Profile& prof, at::Tensor& gM,
   c10::NoGradGuard no_grad;
   (void)x;
   if (!R_.defined()) throw std::logic_error("fused: gradient() before value()");
-  auto MO = at::mm(prof.Mres, prof.Omega);
-  auto dOm = at::diagonal(prof.Omega).contiguous();
+  auto MO = times_omega(prof.cov.Omega, prof.Mres);
+  auto dOm = omega_diagonal(prof.cov.Omega).contiguous();
   gM = at::empty_like(MO);
   gP = at::empty_like(MO);
   A = R_;  // the gradient pass turns R = Y - A into A, in place
@@ -253,15 +255,14 @@ class Fused : public fused::FusedBackend {
     c.step_min = RpropConst::step_min;
     c.step_max = RpropConst::step_max;
 
-    fused::PassTensors t{pb_.Y, pb_.O, at::mm(pb_.X, st.B), at::mm(st.M, st.Omega),
-                         at::diagonal(st.Omega).contiguous(), pb_.w, pb_.X, st.M, st.S,
+    fused::PassTensors t{pb_.Y, pb_.O, at::mm(pb_.X, st.B), times_omega(st.Omega, st.M),
+                         omega_diagonal(st.Omega).contiguous(), pb_.w, pb_.X, st.M, st.S,
                          m1_, m2_, s1_, s2_};
     auto res = fused::pass_cpu(t, opt_, c);
     auto J = res.elbo + pb_.lconst_sum +
              pb_.wsum * (0.5 * st.logdet.to(at::kDouble) + 0.5 * static_cast<double>(pb_.p));
     optimB_->step({st.B}, {res.gB});
-    auto MtWM = pb_.unit_weights ? at::mm(st.M.t(), st.M) : at::mm(st.M.t(), st.M * pb_.w_col);
-    covariance_from_stats(pb_, MtWM, res.s2sum, st);
+    set_covariance(st, fit_covariance(pb_, covariance_stats(pb_, st.M), res.s2sum));
     return J;
   }
 

@@ -464,6 +464,11 @@ class FusedCuda : public FusedBackend {
 }  // namespace fused
 
 std::unique_ptr<Backend> make_fused_cuda(const Problem& pb, const FitOptions& opt) {
+  // The graph-captured first-order step forms Sigma and Omega in kernels of its own: full only.
+  if (opt.optimizer != "lbfgs" && pb.cov.kind != Structure::full)
+    throw std::invalid_argument("covariance '" + opt.covariance + "' with optimizer '" +
+                                opt.optimizer + "' on a GPU needs backend 'eager' or 'script' "
+                                "(the fused CUDA kernels of Adam and Rprop fit a full covariance)");
   return std::make_unique<fused::FusedCuda>(pb, opt);
 }
 

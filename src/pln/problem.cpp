@@ -58,7 +58,40 @@ void check_dims(const MatrixView& m, int64_t nrow, int64_t ncol, const char* nam
 }
 }  // namespace
 
-Problem make_problem(const FitInput& in, const at::TensorOptions& opt) {
+namespace {
+// What the covariance structure needs: Omega (positive definite) for "fixed", the
+// eigendecomposition of C for "genpop" (in float64 on the host, once; eigenvalues below 0, from
+// rounding, set to 0 as PLNmodels does).
+CovarianceModel covariance_model(const FitInput& in, const std::string& covariance, int64_t p,
+                                 const at::TensorOptions& opt) {
+  CovarianceModel m;
+  m.kind = parse_structure(covariance);
+  auto host = at::TensorOptions().dtype(at::kDouble);
+  if (m.kind == Structure::fixed) {
+    if (!in.Omega0.present())
+      throw std::invalid_argument("covariance 'fixed' needs Omega, a p x p precision matrix");
+    check_dims(in.Omega0, p, p, "Omega");
+    auto Om = to_tensor(in.Omega0, host);
+    auto chol = at::linalg_cholesky_ex(Om);
+    if (std::get<1>(chol).item<int>() != 0)
+      throw std::invalid_argument("Omega (covariance 'fixed') is not positive definite");
+    m.Omega0 = Om.to(opt);
+    m.logdet0 = (2 * at::log(at::diagonal(std::get<0>(chol))).sum()).to(opt);
+  }
+  if (m.kind == Structure::genpop) {
+    if (!in.C.present())
+      throw std::invalid_argument("covariance 'genpop' needs C, a p x p correlation matrix");
+    check_dims(in.C, p, p, "C");
+    auto eig = at::linalg_eigh(to_tensor(in.C, host));
+    m.lambda = at::clamp_min(std::get<0>(eig), 0).to(opt);
+    m.V = std::get<1>(eig).to(opt);
+  }
+  return m;
+}
+}  // namespace
+
+Problem make_problem(const FitInput& in, const at::TensorOptions& opt,
+                     const std::string& covariance) {
   if (!in.Y.present() || !in.O.present() || !in.X.present())
     throw std::invalid_argument("Y, O and X are required");
   Problem pb;
@@ -69,6 +102,7 @@ Problem make_problem(const FitInput& in, const at::TensorOptions& opt) {
   check_dims(in.O, pb.n, pb.p, "O");
   check_dims(in.X, pb.n, pb.d, "X");
   pb.opt = opt;
+  pb.cov = covariance_model(in, covariance, pb.p, opt);
   pb.Y = to_tensor(in.Y, opt);
   pb.O = to_tensor(in.O, opt);
   pb.X = to_tensor(in.X, opt);

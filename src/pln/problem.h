@@ -4,7 +4,10 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>  // c10::NoGradGuard (ATen/ATen.h no longer brings it in 2.x)
 
+#include <limits>
+
 #include "api.h"
+#include "covariance.h"
 
 namespace pln {
 
@@ -23,12 +26,15 @@ struct Problem {
   bool unit_weights = true;
   int64_t n = 0, p = 0, d = 0;
   at::TensorOptions opt;  // dtype and device of every tensor of the fit
+  CovarianceModel cov;    // the covariance structure and what it needs
 };
 
 struct State {
   at::Tensor B, M, S;     // d x p, n x p, n x p
-  at::Tensor Sigma, Omega;
+  at::Tensor Sigma, Omega;  // p x p, or p-vectors of their diagonals (covariance.h)
   at::Tensor logdet;      // 0-dim: log det Omega
+  double sigma2 = std::numeric_limits<double>::quiet_NaN();  // genpop's parameters
+  double rho = std::numeric_limits<double>::quiet_NaN();
 };
 
 at::Device parse_device(const std::string& device);
@@ -38,7 +44,8 @@ at::ScalarType parse_dtype(const std::string& dtype);
 at::Tensor to_tensor(const MatrixView& m, const at::TensorOptions& opt);
 Matrix to_matrix(const at::Tensor& t);  // back to column-major doubles
 
-Problem make_problem(const FitInput& in, const at::TensorOptions& opt);
+Problem make_problem(const FitInput& in, const at::TensorOptions& opt,
+                     const std::string& covariance = "full");
 State initial_state(const Problem& pb, const FitInput& in, const std::string& init);
 
 // Xo' W V (d x p) for V n x p: the coefficients of V's weighted projection on X in the Xo basis.

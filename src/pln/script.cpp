@@ -10,7 +10,8 @@ namespace pln {
 
 namespace {
 
-// Mirrors elbo_rows_latent() / elbo() in elbo.cpp op for op, so both backends give the same trace.
+// Mirrors elbo_rows_latent() / elbo() in elbo.cpp op for op (and times_omega(), omega_diagonal() of
+// covariance.cpp), so both backends give the same trace.
 const char* kSource = R"JIT(
 def rows(Y: Tensor, lconst_row: Tensor, Z: Tensor, M: Tensor, S2: Tensor, logS2: Tensor,
          Omega: Tensor, logdet: Tensor, half_p: float) -> Tensor:
@@ -18,8 +19,13 @@ def rows(Y: Tensor, lconst_row: Tensor, Z: Tensor, M: Tensor, S2: Tensor, logS2:
     E = torch.expm1(U)
     zero = (Y == 0).to(Z.dtype)
     poisson = -Y * (E - U) - 0.5 * Y * S2 - zero * (E + 1)
-    MO = torch.mm(M, Omega)
-    terms = poisson + 0.5 * logS2 - 0.5 * MO * M - 0.5 * S2 * torch.diagonal(Omega).unsqueeze(0)
+    if Omega.dim() == 1:
+        MO = M * Omega.unsqueeze(0)
+        dO = Omega
+    else:
+        MO = torch.mm(M, Omega)
+        dO = torch.diagonal(Omega)
+    terms = poisson + 0.5 * logS2 - 0.5 * MO * M - 0.5 * S2 * dO.unsqueeze(0)
     return terms.sum(1) + lconst_row + 0.5 * logdet + half_p
 
 def elbo(Y: Tensor, O: Tensor, X: Tensor, w: Tensor, lconst_row: Tensor, B: Tensor, M: Tensor,

@@ -139,14 +139,35 @@ TEST_CASE("eager, script and fused give the same ELBO trace (float64)") {
 }
 
 namespace {
-// A problem and a random point of the profiled ELBO, with every backend.
+// A problem and a random point of the profiled ELBO, with every backend; "fixed" takes Omega = I
+// plus a small band, "genpop" an AR(1) correlation C.
 struct Profiled {
   Data D;
+  std::vector<double> Om, C;
   pln::Problem pb;
   pln::Point x;
-  Profiled(int64_t n, int64_t p, unsigned seed, bool weights)
-      : D(simulate(n, p, seed)),
-        pb(pln::make_problem(D.input(weights), at::TensorOptions().dtype(at::kDouble))) {
+  static pln::FitInput structured(const Data& D, bool weights, const std::vector<double>& Om,
+                                  const std::vector<double>& C) {
+    auto in = D.input(weights);
+    in.Omega0 = {Om.data(), D.p, D.p};
+    in.C = {C.data(), D.p, D.p};
+    return in;
+  }
+  // p x p, column-major: Omega_jk = 1.5, 0.3, 0 at |j - k| = 0, 1, more; C_jk = 0.5^|j - k|.
+  static std::vector<double> banded(int64_t p, bool correlation) {
+    std::vector<double> m(p * p);
+    for (int64_t j = 0; j < p; ++j)
+      for (int64_t k = 0; k < p; ++k) {
+        const int64_t gap = j > k ? j - k : k - j;
+        m[j * p + k] = correlation ? std::pow(0.5, static_cast<double>(gap))
+                                   : (gap == 0 ? 1.5 : gap == 1 ? 0.3 : 0);
+      }
+    return m;
+  }
+  Profiled(int64_t n, int64_t p, unsigned seed, bool weights, const std::string& cov = "full")
+      : D(simulate(n, p, seed)), Om(banded(p, false)), C(banded(p, true)),
+        pb(pln::make_problem(structured(D, weights, Om, C), at::TensorOptions().dtype(at::kDouble),
+                             cov)) {
     auto M = random_matrix(n, p, 0.5, 0.5, seed + 1), P = random_matrix(n, p, 0.3, -1, seed + 2);
     x.M = pln::to_tensor({M.data(), n, p}, pb.opt);
     x.P = pln::to_tensor({P.data(), n, p}, pb.opt);
@@ -159,44 +180,46 @@ struct Profiled {
 }  // namespace
 
 TEST_CASE("profiled ELBO: every backend's value and gradient, and finite differences") {
-  for (bool weights : {false, true}) {
-    Profiled P(12, 5, 21, weights);
-    const auto prof = pln::profile(P.pb, P.x);
-    std::vector<at::Tensor> gM, gP, A;
-    std::vector<double> J;
-    for (const std::string be : {"eager", "script", "fused"}) {
-      auto o = options(be, "lbfgs", 1);
-      auto b = pln::make_backend(P.pb, o);
-      J.push_back(b->value(P.x, prof).item<double>());
-      at::Tensor m, p, a;
-      b->gradient(P.x, prof, m, p, a);
-      gM.push_back(m);
-      gP.push_back(p);
-      A.push_back(a);
-    }
-    INFO((weights ? "weighted" : "unweighted"));
-    CHECK(std::isfinite(J[0]));
-    for (int k : {1, 2}) {
-      CHECK(J[k] == Approx(J[0]).epsilon(1e-12));
-      CHECK(at::allclose(gM[k], gM[0], 1e-10, 1e-12));
-      CHECK(at::allclose(gP[k], gP[0], 1e-10, 1e-12));
-      CHECK(at::allclose(A[k], A[0], 1e-12, 0));
-    }
-    // The profiled ELBO of pln-model.md: J at the closed-form B and Omega, as PLNmodels reports
-    // its loglik; and central differences, B and Omega profiled again at every shifted point.
-    pln::State st;
-    pln::to_state(P.pb, P.x, prof, st);
-    CHECK(J[0] == Approx(pln::eager_objective(P.pb, st).item<double>()).epsilon(1e-12));
-    auto eager = pln::make_backend(P.pb, options("eager", "lbfgs", 1));
-    const double h = 1e-6;
-    for (int64_t k : {0, 7, 23, 59}) {
-      for (bool inP : {false, true}) {
-        pln::Point up{P.x.M.clone(), P.x.P.clone()}, dn{P.x.M.clone(), P.x.P.clone()};
-        (inP ? up.P : up.M).view(-1)[k] += h;
-        (inP ? dn.P : dn.M).view(-1)[k] -= h;
-        const double fd = (P.value(*eager, up) - P.value(*eager, dn)) / (2 * h);
-        const double g = (inP ? gP[0] : gM[0]).view(-1)[k].item<double>();
-        CHECK(fd == Approx(g).epsilon(1e-6).margin(1e-7));
+  for (const std::string cov : {"full", "diagonal", "spherical", "fixed", "genpop"}) {
+    for (bool weights : {false, true}) {
+      Profiled P(12, 5, 21, weights, cov);
+      const auto prof = pln::profile(P.pb, P.x);
+      std::vector<at::Tensor> gM, gP, A;
+      std::vector<double> J;
+      for (const std::string be : {"eager", "script", "fused"}) {
+        auto o = options(be, "lbfgs", 1);
+        auto b = pln::make_backend(P.pb, o);
+        J.push_back(b->value(P.x, prof).item<double>());
+        at::Tensor m, p, a;
+        b->gradient(P.x, prof, m, p, a);
+        gM.push_back(m);
+        gP.push_back(p);
+        A.push_back(a);
+      }
+      INFO(cov << (weights ? " weighted" : " unweighted"));
+      CHECK(std::isfinite(J[0]));
+      for (int k : {1, 2}) {
+        CHECK(J[k] == Approx(J[0]).epsilon(1e-12));
+        CHECK(at::allclose(gM[k], gM[0], 1e-10, 1e-12));
+        CHECK(at::allclose(gP[k], gP[0], 1e-10, 1e-12));
+        CHECK(at::allclose(A[k], A[0], 1e-12, 0));
+      }
+      // The profiled ELBO of pln-model.md: J at the closed-form B and Omega, as PLNmodels reports
+      // its loglik; and central differences, B and Omega profiled again at every shifted point.
+      pln::State st;
+      pln::to_state(P.pb, P.x, prof, st);
+      CHECK(J[0] == Approx(pln::eager_objective(P.pb, st).item<double>()).epsilon(1e-12));
+      auto eager = pln::make_backend(P.pb, options("eager", "lbfgs", 1));
+      const double h = 1e-6;
+      for (int64_t k : {0, 7, 23, 59}) {
+        for (bool inP : {false, true}) {
+          pln::Point up{P.x.M.clone(), P.x.P.clone()}, dn{P.x.M.clone(), P.x.P.clone()};
+          (inP ? up.P : up.M).view(-1)[k] += h;
+          (inP ? dn.P : dn.M).view(-1)[k] -= h;
+          const double fd = (P.value(*eager, up) - P.value(*eager, dn)) / (2 * h);
+          const double g = (inP ? gP[0] : gM[0]).view(-1)[k].item<double>();
+          CHECK(fd == Approx(g).epsilon(1e-6).margin(1e-7));
+        }
       }
     }
   }

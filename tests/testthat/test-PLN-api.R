@@ -51,13 +51,14 @@ test_that("criteria follow PLNmodels' formulas", {
   expect_equal(fit$criteria, data.frame(nb_param = fit$nb_param, loglik = fit$loglik,
                                         BIC = fit$BIC, ICL = fit$ICL))
   X <- matrix(1, n, 1)
-  expect_equal(unname(fit$latent_pos), unname(X %*% fit$model_par$B + fit$var_par$M))
-  expect_equal(unname(fit$latent), unname(log(unclass(oaks$Offset)) + fit$latent_pos))
+  ## PLNmodels 1.3's convention: var_par$M includes X B, latent_pos is M - X B
+  expect_equal(unname(fit$latent_pos), unname(fit$var_par$M - X %*% fit$model_par$B))
+  expect_equal(unname(fit$latent), unname(log(unclass(oaks$Offset)) + fit$var_par$M))
   expect_equal(fit$fitted, exp(fit$latent + fit$var_par$S2 / 2))
   ## the engine's loglik_vec is PLNmodels' J_i at the returned parameters
   expect_equal(unname(fit$loglik_vec),
                unname(ref_loglik_vec(unclass(oaks$Abundance), log(unclass(oaks$Offset)), X,
-                                     fit$model_par$B, fit$var_par$M, fit$var_par$S,
+                                     fit$model_par$B, fit$latent_pos, fit$var_par$S,
                                      fit$model_par$Omega)), tolerance = 1e-8)
 })
 
@@ -100,4 +101,19 @@ test_that("predict() gives the latent mean and the expected counts of new sample
   expect_identical(predict(fit, type = "response"), fitted(fit))
   expect_error(predict(fit, newdata = oaks[1:2, c("tree", "Sample")]), "`newdata`")
   expect_error(predict(fit, type = "probability"))
+})
+
+test_that("predict() names a variable of the model that `newdata` lacks", {
+  ## an offset taken from a local variable of the function that fitted: its rows are the fit's
+  fit_local <- function() {
+    lo <- log(oaks$Offset)
+    PLN(Abundance ~ 1 + offset(lo), data = oaks)
+  }
+  fit <- fit_local()
+  expect_error(predict(fit, newdata = oaks[1:3, ]),
+               "`newdata` has no column `lo`, a variable of the model \\(in offset\\(lo\\)\\); the `lo` of the formula's environment has 116 rows, not the 3 of `newdata`")
+  expect_equal(predict(fit, newdata = oaks), fit$latent - fit$latent_pos, ignore_attr = TRUE)
+  fit2 <- PLN(Abundance ~ tree + offset(log(Offset)), data = oaks)
+  expect_error(predict(fit2, newdata = oaks[1:2, c("tree", "Sample")]),
+               "`newdata` has no column `Offset`.*add it to `newdata`")
 })

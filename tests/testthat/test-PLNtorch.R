@@ -49,3 +49,62 @@ test_that("PLNtorch with script and with default X, O, w", {
   expect_identical(m$last_fit$lr, .pln_defaults$lr[["adam"]])
   expect_length(m$ELBO_list, 30)
 })
+
+test_that("fields edited by hand are named as the object's fields in errors", {
+  Y <- small_data()$Y
+  fresh <- function() PLNtorch$new(Y = Y, backend = "eager")
+  m <- fresh(); m$B[1, 1] <- NaN
+  expect_error(m$fit(10), "^`m\\$B` must hold finite values; found NaN at \\[1, 1\\]\\.$")
+  m <- fresh(); m$M[2, 3] <- -Inf
+  expect_error(m$fit(10), "`m\\$M` must hold finite values; found -Inf at \\[2, 3\\]")
+  m <- fresh(); m$B <- matrix(0, 2, 2)
+  expect_error(m$fit(10), "`m\\$B` must be 1 x 4; got 2 x 2")
+  m <- fresh(); m$S[1] <- 0
+  expect_error(m$fit(10), "`m\\$S` must be non-zero")
+  m <- fresh(); m$S <- NULL
+  expect_error(m$fit(10), "`m\\$S` is NULL")
+  m <- fresh(); m$M <- "a"
+  expect_error(m$fit(10), "`m\\$M` must be a numeric matrix")
+  m <- fresh(); m$backend <- "gpu"
+  expect_error(m$fit(10), "`m\\$backend` must be one of")
+  m <- fresh(); m$dtype <- "float16"
+  expect_error(m$fit(10), "`m\\$dtype` must be one of")
+  m <- fresh(); m$device <- "tpu"
+  expect_error(m$fit(10), "`m\\$device` must be")
+  ## the object's name as the call shows it
+  models <- list(fresh()); models[[1]]$B[1] <- Inf
+  expect_error(models[[1]]$fit(10), "`models\\[\\[1\\]\\]\\$B` must hold finite values")
+  ## a start whose ELBO is not finite: the engine's message names the fields, for every optimiser
+  for (opt in c("lbfgs", "adam", "rprop")) {
+    m <- fresh(); m$S[] <- 1e-300
+    expect_error(m$fit(10, optimizer = opt),
+                 "^the ELBO is not finite at the current `m\\$B`, `m\\$M` and `m\\$S`", info = opt)
+    m <- fresh(); m$M[] <- 1e5
+    expect_error(m$fit(10, optimizer = opt), "at the current `m\\$B`, `m\\$M` and `m\\$S`", info = opt)
+  }
+  ## the state is left as it was, and a repaired object fits
+  m <- fresh(); m$B[1, 1] <- NaN
+  expect_error(m$fit(10))
+  m$B[1, 1] <- 0
+  m$fit(10)
+  expect_length(m$ELBO_list, 10)
+})
+
+test_that("get_ELBO() refuses fields where the ELBO is not finite, naming them", {
+  Y <- small_data()$Y
+  m <- PLNtorch$new(Y = Y, backend = "eager")
+  m$S[] <- 0
+  expect_error(m$get_ELBO(), "`m\\$S` must be non-zero")
+  m <- PLNtorch$new(Y = Y, backend = "eager"); m$Omega[1, 1] <- NaN
+  expect_error(m$get_ELBO(), "`m\\$Omega` must hold finite values; found NaN")
+  m <- PLNtorch$new(Y = Y, backend = "eager"); m$Omega[1, 1] <- -1
+  expect_error(m$get_ELBO(), "`m\\$Omega` must be symmetric positive definite")
+  m <- PLNtorch$new(Y = Y, backend = "eager"); m$Omega <- diag(2)
+  expect_error(m$get_ELBO(), "`m\\$Omega` must be 4 x 4")
+  m <- PLNtorch$new(Y = Y, backend = "eager"); m$S[] <- 1e-300
+  expect_error(m$get_ELBO(), "the ELBO is not finite at the current `m\\$B`, `m\\$M`, `m\\$S` and `m\\$Omega`")
+  m <- PLNtorch$new(Y = Y, backend = "eager"); m$M[] <- 1e5
+  expect_error(m$get_ELBO(), "the ELBO is not finite")
+  m <- PLNtorch$new(Y = Y, backend = "eager")
+  expect_true(is.finite(m$get_ELBO()))
+})

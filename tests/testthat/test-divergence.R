@@ -35,3 +35,23 @@ test_that("sane fits are not flagged", {
   expect_true(is.finite(fit$loglik))
   expect_gt(fit$loglik, fit$optim_par$objective[1] - 1)
 })
+
+test_that("starting values out of range are named as `init`, for every backend, dtype and optimiser", {
+  df <- small_data()
+  n <- 30; p <- 4
+  starts <- list(list(S = matrix(1e-300, n, p)), list(S = matrix(1e200, n, p)),
+                 list(M = matrix(1e5, n, p)), list(B = matrix(1e3, 1, p)))
+  for (b in intersect(c("eager", "script", "fused"), pln_backends()$backends))
+    for (dt in c("float64", "float32"))
+      for (opt in c("lbfgs", "adam", "rprop"))
+        for (init in starts)
+          expect_error(PLN(Y ~ 1, data = df,
+                           control = PLN_param(backend = b, dtype = dt, optimizer = opt,
+                                               init = init, maxit = 5)),
+                       "^the ELBO is not finite at the starting values given in `init` \\(B, M, S\\)",
+                       info = paste(b, dt, opt, names(init)))
+  expect_error(PLN(Y ~ 1, data = df, control = PLN_param(init = list(S = matrix(NaN, n, p)))),
+               "`init\\$S` must hold finite values; found NaN at \\[1, 1\\]")
+  expect_error(PLN(Y ~ 1, data = df, control = PLN_param(init = list(M = matrix(0, 2, 2)))),
+               "`init\\$M` must be 30 x 4; got 2 x 2")
+})

@@ -41,15 +41,22 @@ random_input <- function() {
 built <- intersect(c("eager", "script", "fused"), pln_backends()$backends)
 
 ## An outcome: "error" with a clear message, or "fit" with finite numbers; anything else fails.
-check_outcome <- function(expr, info) {
+## `names`: a pattern the message must match when the input was drawn outside the domain
+## (the argument the user has to change).
+check_outcome <- function(expr, info, names = NULL) {
   out <- tryCatch(suppressWarnings(expr), error = function(e) e)
   if (inherits(out, "error")) {
     msg <- conditionMessage(out)
     expect_true(nzchar(msg) && !grepl("\n", msg) &&
                   !grepl("Exception raised from|c10::|frame #|std::", msg),
                 info = paste(info, msg))
+    if (!is.null(names)) expect_match(msg, names, info = info)
     if (nzchar(Sys.getenv("PLN_FUZZ_REPORT"))) message("ERR ", msg, " || ", info)
     return("error")
+  }
+  if (is.numeric(out)) {  # get_ELBO()
+    expect_true(length(out) == 1L && is.finite(out), info = info)
+    return("fit")
   }
   nums <- if (inherits(out, "PLNtorch"))
     c(out$B, out$M, out$S, out$Sigma, out$loglik, out$ELBO_list)
@@ -87,4 +94,120 @@ test_that("random inputs give a clear error or a finite fit", {
   if (nzchar(Sys.getenv("PLN_FUZZ_REPORT"))) print(table(outcomes))
   expect_gt(sum(outcomes == "fit"), 60)
   expect_gt(sum(outcomes == "error"), 60)
+})
+
+## The argument families of the second pass: control values, starting values, subset forms and
+## fields of a PLNtorch object edited by hand. Each draw is "good" (a fit must come out) or "bad"
+## (outside the domain: the error must name the argument).
+draw <- function(good, bad) {
+  is_bad <- stats::runif(1) < 0.5
+  pool <- if (is_bad) bad else good
+  k <- sample(length(pool), 1)
+  list(value = pool[[k]], label = names(pool)[k], bad = is_bad)
+}
+
+fuzz_control <- function() {
+  arg <- sample(c("maxit", "lr", "tol", "num_threads", "check_every", "trace", "optimizer",
+                  "dtype", "init", "unnamed", "unknown", "twice"), 1)
+  d <- switch(arg,
+    maxit = draw(list(one = 1, five = 5L), list(zero = 0, frac = 2.5, na = NA, chr = "10", big = 1e10, two = c(5, 6))),
+    lr = draw(list(small = 1e-3, null = NULL), list(zero = 0, neg = -1, inf = Inf, na = NA_real_, chr = "a")),
+    tol = draw(list(zero = 0, tiny = 1e-12), list(neg = -1, big = 1, na = NA, chr = "small")),
+    num_threads = draw(list(one = 1, huge = 1e9, many = 256), list(neg = -1, na = NA, frac = 1.5)),
+    check_every = draw(list(one = 1, ten = 10), list(zero = 0, na = NA)),
+    trace = draw(list(false = FALSE, zero = 0), list(na = NA, chr = "yes", neg = -1)),
+    optimizer = draw(list(lbfgs = "lbfgs", adam = "adam", rprop = "rprop"), list(newton = "newton", na = NA_character_)),
+    dtype = draw(list(f64 = "float64", f32 = "float32"), list(f16 = "float16", num = 64)),
+    init = draw(list(lm = "lm", tutorial = "tutorial"), list(random = "random", num = 1)),
+    unnamed = list(value = 3, label = "unnamed", bad = TRUE),
+    unknown = list(value = 3, label = "maxiter", bad = TRUE),
+    twice = list(value = 5, label = "twice", bad = TRUE))
+  ctrl <- list(maxit = 5, backend = sample(built, 1))
+  if (arg == "unnamed") ctrl <- c(ctrl, list(d$value))
+  else if (arg == "unknown") ctrl$maxiter <- d$value
+  else if (arg == "twice") ctrl <- c(ctrl, list(maxit = d$value))
+  else ctrl[arg] <- list(d$value)
+  list(ctrl = ctrl, label = paste(arg, d$label), bad = d$bad,
+       names = if (arg %in% c("unnamed", "unknown", "twice")) "`control`" else paste0("`", arg, "`"))
+}
+
+fuzz_init <- function(n, p) {
+  nm <- sample(c("B", "M", "S"), 1)
+  dims <- if (nm == "B") c(1, p) else c(n, p)
+  full <- function(v) matrix(v, dims[1], dims[2])
+  bad <- list(na = full(NA_real_), nan = replace(full(1), 1, NaN), inf = replace(full(1), 1, Inf),
+              wrong = matrix(1, dims[1] + 1, dims[2]), vec = rep(1, prod(dims)), chr = full("1"),
+              df = as.data.frame(full(1)), huge = full(if (nm == "S") 1e200 else 1e5))
+  if (nm == "S") bad <- c(bad, list(zero = full(0), tiny = full(1e-300)))
+  d <- draw(list(mid = full(if (nm == "S") 0.5 else 0), rnd = full(stats::rnorm(prod(dims), sd = 0.3)),
+                 int = full(1L)), bad)
+  list(init = setNames(list(d$value), nm), label = paste(nm, d$label), bad = d$bad, names = "`init")
+}
+
+fuzz_subset <- function(n) {
+  d <- draw(list(all = TRUE, half = rep(c(TRUE, FALSE), length.out = n), idx = seq_len(max(1, n - 1)),
+                 neg = -1, dup = c(1, 1, 2), names = paste0("s", 1:2)),
+            list(na = c(NA, rep(TRUE, n - 1)), short = c(TRUE, FALSE, TRUE)[seq_len(min(3, n - 1))],
+                 oob = c(1, n + 5), mixed = c(-1, 2), frac = 1.5, none = rep(FALSE, n),
+                 factor = factor(rep("a", n)), unknown = "zz", naidx = c(1, NA)))
+  list(subset = d$value, label = d$label, bad = d$bad, names = "`subset`")
+}
+
+fuzz_field <- function(m) {
+  f <- sample(c("B", "M", "S", "Omega", "backend", "dtype", "device"), 1)
+  cur <- m[[f]]
+  bad <- if (f %in% c("backend", "dtype", "device"))
+    list(bogus = "bogus", na = NA_character_, num = 1, null = NULL)
+  else
+    list(nan = replace(cur, 1, NaN), inf = replace(cur, 1, -Inf), null = NULL,
+         wrong = cur[, -1, drop = FALSE], chr = "a")
+  if (f %in% c("S", "Omega")) bad$zero <- cur * 0
+  if (f == "S") bad$tiny <- cur * 0 + 1e-300
+  if (f %in% c("B", "M", "S")) bad$huge <- cur * 0 + 1e200
+  d <- draw(list(same = cur, scaled = if (is.numeric(cur)) cur * 0.9 else cur), bad)
+  m[[f]] <- d$value
+  list(label = paste(f, d$label), bad = d$bad,
+       names = if (d$label %in% c("tiny", "huge")) "not finite at the current `m\\$"
+               else paste0("`m\\$", f, "`"))
+}
+
+test_that("control values, init values, subset forms and R6 fields edited by hand: a clear error naming them, or a finite fit", {
+  set.seed(20261124)
+  outcomes <- character(0)
+  for (i in seq_len(160)) {
+    n <- sample(c(3, 8), 1); p <- sample(1:3, 1)
+    df <- data.frame(x = stats::rnorm(n))
+    df$Y <- matrix(stats::rpois(n * p, 4) + 1, n, p, dimnames = list(paste0("s", 1:n), NULL))
+    rownames(df) <- paste0("s", 1:n)
+    family <- c("control", "init", "subset", "field")[i %% 4 + 1]
+    if (family == "control") {
+      a <- fuzz_control()
+      res <- check_outcome(PLN(Y ~ x, data = df, control = a$ctrl),
+                           paste("control", a$label), if (a$bad) a$names)
+    } else if (family == "init") {
+      a <- fuzz_init(n, p)
+      res <- check_outcome(PLN(Y ~ 1, data = df, control = list(
+        init = a$init, maxit = 5, backend = sample(built, 1), dtype = sample(c("float64", "float32"), 1),
+        optimizer = sample(c("lbfgs", "adam", "rprop"), 1))), paste("init", a$label), if (a$bad) a$names)
+    } else if (family == "subset") {
+      a <- fuzz_subset(n)
+      res <- check_outcome(PLN(Y ~ x, data = df, subset = a$subset, control = list(maxit = 5)),
+                           paste("subset", a$label), if (a$bad) a$names)
+    } else {
+      m <- PLNtorch$new(Y = df$Y, backend = sample(built, 1))
+      if (stats::runif(1) < 0.5) m$fit(3)
+      a <- fuzz_field(m)
+      use_fit <- stats::runif(1) < 0.5
+      ## $fit() recomputes Omega; get_ELBO() runs on the CPU whatever m$device says
+      if (grepl(if (use_fit) "^Omega" else "^device", a$label)) a$bad <- NA
+      res <- check_outcome(if (use_fit) m$fit(3, optimizer = sample(c("lbfgs", "adam", "rprop"), 1))
+                           else m$get_ELBO(), paste("field", a$label), if (isTRUE(a$bad)) a$names)
+    }
+    ## a draw inside the domain must fit, one outside it must fail
+    if (!is.na(a$bad)) expect_identical(res, if (a$bad) "error" else "fit", info = paste(family, a$label))
+    outcomes <- c(outcomes, paste(family, res))
+  }
+  if (nzchar(Sys.getenv("PLN_FUZZ_REPORT"))) print(table(outcomes))
+  for (fam in c("control", "init", "subset", "field"))
+    expect_true(all(paste(fam, c("fit", "error")) %in% outcomes), info = fam)
 })

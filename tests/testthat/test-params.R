@@ -25,7 +25,7 @@ test_that("PLN_param() holds checked values and leaves build-dependent ones to r
   r <- resolve_control(PLN_param(), pln_backends_engine())
   expect_true(r$backend %in% pln_backends()$backends)
   expect_identical(names(r), c("backend", "device", "dtype", "optimizer", "lr", "maxit", "tol",
-                               "init", "check_every", "num_threads", "trace", "max_bytes"))
+                               "init", "check_every", "num_threads", "trace", "max_bytes", "covariance"))
   ## max_bytes: 0 = the device's free memory, a ceiling from options(plntorch.max_memory), -1 = none
   expect_identical(r$max_bytes, 0)
   old <- options(plntorch.max_memory = 4e9)
@@ -91,4 +91,43 @@ test_that("pln_backends() describes the build", {
   expect_true(b$threads >= 1L)
   expect_true(b$default_backend %in% b$backends)
   expect_output(print(b), "LibTorch")
+})
+
+test_that("`control` elements without a name, or named twice, are named in the error", {
+  expect_error(as_pln_param(list(maxit = 10, 3)),
+               "`control` has an element with no name \\(element 2, holding 3\\)")
+  expect_error(PLN(Abundance ~ 1, data = oaks, control = list(maxit = 10, 3)),
+               "`control` has an element with no name")
+  expect_error(as_pln_param(list(1e-3)), "element 1")
+  expect_error(as_pln_param(list(maxit = 10, maxit = 20)), "`control` gives `maxit` more than once")
+  expect_error(as_pln_param(data.frame(maxit = 10)), "`control` must be the result of PLN_param\\(\\)")
+})
+
+test_that("`num_threads` above the cores this process may use is lowered to them, with a warning", {
+  cores <- available_cores()
+  info <- list(backends = "eager", cuda = FALSE, cuda_devices = 0L)
+  for (k in c(cores + 1, 256, 1e6, 1e9)) {
+    expect_warning(r <- resolve_control(PLN_param(num_threads = k), info),
+                   sprintf("`num_threads` = %d exceeds the %d core\\(s\\) this process may use; using %d",
+                           as.integer(k), cores, cores))
+    expect_identical(r$num_threads, cores)
+  }
+  expect_silent(r <- resolve_control(PLN_param(num_threads = cores), info))
+  expect_identical(r$num_threads, cores)
+})
+
+test_that("R survives num_threads = 1e9, 1e6 and 256 (run in a child R process)", {
+  skip_if_not_installed("callr")
+  ## 1e9 threads made OpenMP allocate ~224 GB and end the R process; 1e6 hung past 120 s
+  out <- callr::r(function() {
+    suppressPackageStartupMessages(library(plntorch))
+    Y <- matrix(stats::rpois(60, 5), 20, 3)
+    vapply(c(1e9, 1e6, 256), function(k) {
+      t0 <- proc.time()[["elapsed"]]
+      fit <- suppressWarnings(PLN(Y ~ 1, control = PLN_param(num_threads = k, maxit = 20, tol = 0)))
+      c(threads = fit$optim_par$threads, seconds = proc.time()[["elapsed"]] - t0)
+    }, numeric(2))
+  }, timeout = 120)
+  expect_true(all(out["threads", ] <= available_cores()))
+  expect_true(all(out["seconds", ] < 10))
 })

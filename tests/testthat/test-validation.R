@@ -130,7 +130,7 @@ test_that("PLN() names missing variables, empty subsets and bad weights", {
   expect_error(PLN(Y ~ zz, data = df), "`formula` names variable\\(s\\).*: zz")
   expect_error(PLN(Y ~ x + offset(log(nodepth)), data = df), "nodepth")
   expect_error(PLN(nothere ~ 1, data = df), "nothere")
-  expect_error(PLN(Y ~ 1, data = df, subset = x > 100), "no rows or no columns")
+  expect_error(PLN(Y ~ 1, data = df, subset = x > 100), "`subset` selects no sample")
   expect_error(PLN(Y ~ 1, data = df, weights = c(0, rep(1, 29))), "`weights`.*1 zero weight")
   expect_error(PLN(Y ~ 1, data = df, weights = rep(1, 3)), "could not build the model frame")
   expect_error(PLN(Y ~ 1, data = 1:3), "`data` must be a data frame")
