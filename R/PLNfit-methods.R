@@ -133,22 +133,34 @@ predict.PLNfit_torch <- function(object, newdata, type = c("link", "response"), 
   exp(sweep(link, 2L, diag(object$model_par$Sigma) / 2, "+"))
 }
 
-#' Plot the ELBO trace of a PLN fit
+#' Plot a PLN fit: its ELBO trace or its latent correlations
 #'
-#' By default, draws the gap between the largest ELBO of the trace (for a
-#' converged fit, its final one) and the ELBO at each step, on a log scale:
-#' the view that shows convergence. A converged `"lbfgs"` fit's gap falls
-#' by orders of magnitude and ends below the stopping threshold, drawn as a
-#' dashed line (`tol` times the final |ELBO|: the rule stops when the relative
-#' gains fall below `tol`). `type = "elbo"` draws `log(-ELBO)` against the step
-#' instead, the view of the torch PLN tutorials (the ELBO is negative, so the
-#' curve goes down as the fit improves); on that scale the last hundreds of
-#' steps of a fit are a flat line.
+#' `type = "gap"` (the default) draws the gap between the largest ELBO of the
+#' trace (for a converged fit, its final one) and the ELBO at each step, on a
+#' log scale: the view that shows convergence. A converged `"lbfgs"` fit's gap
+#' falls by orders of magnitude; the dashed line is the stopping threshold
+#' (`tol` times the final |ELBO|: the fit stops once a step gains less than
+#' that). `type = "elbo"` draws `log(-ELBO)` against the step instead, the
+#' view of the torch PLN tutorials (the ELBO is negative, so the curve goes
+#' down as the fit improves); on that scale the last steps of a fit are a flat
+#' line.
+#'
+#' `type = "correlation"` draws a heat map of the latent correlation matrix
+#' `cov2cor(sigma(x))`, blue negative and red positive, with a colour key;
+#' the species are grouped by a hierarchical clustering of their correlations
+#' (`order = "hclust"`, complete linkage on 1 - correlation) unless
+#' `order = "none"`. Species names are written when at most 60 species are
+#' drawn: select them with `species` (names or column numbers) or `top` (the
+#' `top` species of largest total fitted count).
 #'
 #' @param x a fit returned by [PLN()].
-#' @param type `"gap"` (default) or `"elbo"`, see above.
-#' @param from first step to draw (default 1).
-#' @param ... further arguments passed to [graphics::plot()].
+#' @param type `"gap"` (default), `"elbo"` or `"correlation"`, see above.
+#' @param from for the ELBO trace: first step to draw (default 1).
+#' @param species,top,order for `type = "correlation"`: the species to draw
+#'   (`NULL`: all; names or column numbers), how many of the most abundant of
+#'   them to keep (`NULL`: all), and their order (`"hclust"` or `"none"`).
+#' @param ... further arguments passed to [graphics::plot()] (ELBO trace) or
+#'   [graphics::image()] (correlation).
 #' @return `x`, invisibly.
 #' @importFrom graphics plot
 #' @export
@@ -156,8 +168,19 @@ predict.PLNfit_torch <- function(object, newdata, type = c("link", "response"), 
 #' fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks)
 #' plot(fit)                  # gap to the final ELBO, log scale
 #' plot(fit, type = "elbo")   # log(-ELBO), as in the torch tutorials
-plot.PLNfit_torch <- function(x, type = c("gap", "elbo"), from = 1, ...) {
-  type <- match.arg(type)
+#' plot(fit, type = "correlation", top = 25)   # the 25 most abundant species
+plot.PLNfit_torch <- function(x, type = c("gap", "elbo", "correlation"), from = 1,
+                              species = NULL, top = NULL, order = c("hclust", "none"), ...) {
+  type <- check_choice(type[1L], "type", c("gap", "elbo", "correlation"))
+  switch(type,
+    gap = ,
+    elbo = plot_fit_trace(x, type = type, from = from, ...),
+    correlation = plot_correlation(x, species = species, top = top, order = order, ...))
+  invisible(x)
+}
+
+## plot(fit)'s ELBO trace: the fit's trace, its steps numbered as its optimiser numbers them.
+plot_fit_trace <- function(x, type, from, ...) {
   op <- x$optim_par
   elbo <- op$objective
   ## lbfgs records the start (step 0) and each step; Adam and Rprop the ELBO before each step
@@ -167,13 +190,12 @@ plot.PLNfit_torch <- function(x, type = c("gap", "elbo"), from = 1, ...) {
                   tol = if (lbfgs && type == "gap") op$tol,
                   main = sprintf("PLN fit: %s backend, %s, %d steps (%s)", op$backend,
                                  op$optimizer, op$steps, op$status), ...)
-  invisible(x)
 }
 
 ## The ELBO trace, shared by plot.PLNfit_torch() and PLNtorch$plotLogNegElbo(): "gap" draws
 ## ref - ELBO on a log scale (ref: the largest value of the trace unless given), "elbo" draws
 ## log(-ELBO). `steps` numbers the values; `from` is a step number; `tol`, when given, draws the
-## stopping threshold tol * |ref|.
+## stopping threshold tol * |ref|. Returns what it drew (step, value), invisibly.
 plot_elbo_trace <- function(elbo, steps = seq_along(elbo), from = 1, type = c("gap", "elbo"),
                             ref = NULL, tol = NULL, main = "ELBO trace", ...) {
   type <- match.arg(type)
@@ -194,7 +216,7 @@ plot_elbo_trace <- function(elbo, steps = seq_along(elbo), from = 1, type = c("g
       warning("non-negative ELBO values left out of the log(-ELBO) plot.", call. = FALSE)
     graphics::plot(steps[keep], log(-elbo[keep]), type = "l",
                    xlab = "optimisation step", ylab = "log(-ELBO)", main = main, ...)
-    return(invisible(NULL))
+    return(invisible(data.frame(step = steps[keep], value = log(-elbo[keep]))))
   }
   ref_given <- ref
   if (is.null(ref)) ref <- max(elbo)
@@ -223,5 +245,5 @@ plot_elbo_trace <- function(elbo, steps = seq_along(elbo), from = 1, type = c("g
                      legend = sprintf("stopping threshold: tol x |final ELBO| = %s",
                                       format(signif(threshold, 2))))
   }
-  invisible(NULL)
+  invisible(data.frame(step = steps[keep], value = gap[keep]))
 }

@@ -5,8 +5,10 @@
 #' tutorial, with the correct ELBO and the engine's speed.
 #'
 #' Each call to `$fit()` continues from the current `B`, `M` and `S` (which may
-#' be changed by hand between fits); the first starts from the tutorial's point
-#' B = 0, M = 0, S = 1 (Sigma = Omega = I). After every optimisation step Sigma
+#' be changed by hand between fits). A new object holds B = 0, M = 0, S = 1
+#' (Sigma = Omega = I), the PyTorch tutorial's start; the torch-for-R tutorial
+#' starts at B = -8 (every coefficient), M = 0, S = 1: set `m$B[] <- -8`
+#' before the first fit to follow it. After every optimisation step Sigma
 #' and Omega take their closed form `(M'M + diag(colSums(S^2))) / n`. Unlike the
 #' tutorial, the ELBO keeps its trace term
 #' `-tr(Omega (M'M + diag(colSums(S^2)))) / 2`.
@@ -45,7 +47,7 @@
 #'   fit of the same data); `NULL` takes the largest ELBO of the trace.
 #'
 #' @section Methods:
-#' * `$new()`: checks and stores the data, sets the tutorial's start.
+#' * `$new()`: checks and stores the data, sets the start B = 0, M = 0, S = 1.
 #' * `$fit()`: runs the optimiser from the current `B`, `M`, `S`; updates them,
 #'   `Sigma`, `Omega`, `loglik`, and appends the steps' ELBO to `ELBO_list`.
 #'   Returns the object, invisibly.
