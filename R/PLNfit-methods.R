@@ -180,16 +180,17 @@ plot.PLNfit_torch <- function(x, type = c("gap", "elbo", "correlation"), from = 
 }
 
 ## plot(fit)'s ELBO trace: the fit's trace, its steps numbered as its optimiser numbers them.
-plot_fit_trace <- function(x, type, from, ...) {
+plot_fit_trace <- function(x, type, from, main = NULL, ...) {
   op <- x$optim_par
+  if (is.null(main))
+    main <- sprintf("PLN fit: %s backend, %s, %d steps (%s)", op$backend, op$optimizer,
+                    op$steps, op$status)
   elbo <- op$objective
   ## lbfgs records the start (step 0) and each step; Adam and Rprop the ELBO before each step
   lbfgs <- identical(op$optimizer, "lbfgs")
   steps <- if (lbfgs) seq_along(elbo) - 1L else seq_along(elbo)
   plot_elbo_trace(elbo, steps = steps, from = from, type = type,
-                  tol = if (lbfgs && type == "gap") op$tol,
-                  main = sprintf("PLN fit: %s backend, %s, %d steps (%s)", op$backend,
-                                 op$optimizer, op$steps, op$status), ...)
+                  tol = if (lbfgs && type == "gap") op$tol, main = main, ...)
 }
 
 ## The ELBO trace, shared by plot.PLNfit_torch() and PLNtorch$plotLogNegElbo(): "gap" draws

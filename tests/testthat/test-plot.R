@@ -13,6 +13,8 @@ test_that("plot(fit) draws the gap to the final ELBO of a converged fit, on a lo
   pdf(NULL)
   on.exit(grDevices::dev.off(), add = TRUE)
   expect_invisible(plot(fit))
+  expect_invisible(plot(fit, main = "my title", col = "red"))
+  expect_invisible(plot(fit, type = "correlation", top = 5, main = "my title"))
   elbo <- fit$optim_par$objective
   drawn <- plot_fit_trace(fit, type = "gap", from = 1)
   ## lbfgs numbers its start 0; every step before the last is drawn, the gap to the final ELBO
