@@ -24,8 +24,9 @@
 #' * `"gpu-traces"`: the ELBO every 10 steps of the B1 runs on the GPU;
 #' * `"gpu-pieces"`: microseconds per step of the pieces of a fused CUDA step;
 #' * `"script-cost"`: what a step of the script backend costs next to eager on
-#'   the CPU, by TorchScript executor setting (`pln_script_cost`, built from
-#'   `inst/bench/script-cost.cpp`).
+#'   the CPU, in milliseconds and fresh memory pages per call, by setting of
+#'   TorchScript's executor and of glibc's malloc (`pln_script_cost`, built
+#'   from `inst/bench/script-cost.cpp` by `tests/cpp/CMakeLists.txt`).
 #' @param date `NULL` (the newest file of that kind) or a date `"YYYY-MM-DD"`.
 #' @return A data frame, with the file's name in attribute `"file"`.
 #' @export

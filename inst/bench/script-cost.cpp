@@ -31,7 +31,8 @@
 //   pln_script_cost [--data data-raw] [--out inst/bench/results] [--reps 20] [--threads 1]
 //                   [--dtype float32] [--date YYYY-MM-DD]
 // prints a table and writes <out>/script-cost-<date>.csv (one row per setting, dtype and measure;
-// milliseconds, median of --reps calls after 10 untimed ones). The vignette
+// milliseconds of wall clock and of CPU time, median of --reps calls after 10 untimed ones; minor
+// page faults per call). The vignette
 // "oaks-benchmark" reads that file.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -140,6 +141,14 @@ double median(std::vector<double> x) {
   return x.size() % 2 ? x[k] : 0.5 * (x[k - 1] + x[k]);
 }
 
+// CPU time of the process (all its threads), in ms: on a shared machine, what a call costs
+// without the time it waited for a core.
+double cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return 1e3 * static_cast<double>(ts.tv_sec) + 1e-6 * static_cast<double>(ts.tv_nsec);
+}
+
 long minor_faults() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -147,21 +156,24 @@ long minor_faults() {
 }
 
 struct Timing {
-  double ms = NAN, faults = NAN;  // median milliseconds, mean minor page faults per call
+  // median milliseconds (wall clock, and CPU time), mean minor page faults per call
+  double ms = NAN, faults = NAN, cpu = NAN;
 };
 
 // Median of `reps` timed calls of f after `warm` untimed ones.
 template <typename F>
 Timing time_ms(F&& f, int warm, int reps) {
   for (int k = 0; k < warm; ++k) f();
-  std::vector<double> t;
+  std::vector<double> t, c;
   const long f0 = minor_faults();
   for (int k = 0; k < reps; ++k) {
     const auto t0 = Clock::now();
+    const double c0 = cpu_ms();
     f();
+    c.push_back(cpu_ms() - c0);
     t.push_back(ms_since(t0));
   }
-  return {median(t), static_cast<double>(minor_faults() - f0) / reps};
+  return {median(t), static_cast<double>(minor_faults() - f0) / reps, median(c)};
 }
 
 struct Out {
@@ -209,10 +221,12 @@ std::vector<Out> run_setting(const Data& D, const std::string& setting, const st
       for (int k = 1; k <= 6; ++k) {
         const long f0 = minor_faults();
         const auto t0 = Clock::now();
+        const double c0 = cpu_ms();
         fwd_bwd();
+        const double c = cpu_ms() - c0;
         const double ms = ms_since(t0);
         out.push_back({setting, dtype, be, "call " + std::to_string(k),
-                       {ms, static_cast<double>(minor_faults() - f0)}});
+                       {ms, static_cast<double>(minor_faults() - f0), c}});
       }
     }
     out.push_back({setting, dtype, be, "forward", time_ms([&] {
@@ -292,8 +306,8 @@ int main(int argc, char** argv) {
     for (const auto& dt : dtypes) {
       try {
         for (const auto& o : run_setting(D, child, dt, reps))
-          std::printf("ROW,%s,%s,%s,%s,%.4f,%.1f,\n", o.setting.c_str(), o.dtype.c_str(),
-                      o.backend.c_str(), o.measure.c_str(), o.t.ms, o.t.faults);
+          std::printf("ROW,%s,%s,%s,%s,%.4f,%.4f,%.1f,\n", o.setting.c_str(), o.dtype.c_str(),
+                      o.backend.c_str(), o.measure.c_str(), o.t.ms, o.t.cpu, o.t.faults);
       } catch (const std::exception& e) {
         // e.g. the CPU fuser of a LibTorch built without LLVM: "LLVM Backend not found"
         std::string msg = e.what();
@@ -301,7 +315,7 @@ int main(int argc, char** argv) {
                              ? msg.rfind("RuntimeError: ") + 14 : 0);
         msg = msg.substr(0, msg.find('\n'));
         std::replace(msg.begin(), msg.end(), ',', ';');
-        std::printf("ROW,%s,%s,script,fails,,,%s\n", child.c_str(), dt.c_str(), msg.c_str());
+        std::printf("ROW,%s,%s,script,fails,,,,%s\n", child.c_str(), dt.c_str(), msg.c_str());
       }
     }
     std::fflush(stdout);
@@ -314,7 +328,7 @@ int main(int argc, char** argv) {
               reps);
   const std::string csv = out_dir + "/script-cost-" + date + ".csv";
   std::ofstream f(csv);
-  f << "date,cpu,cores,load,libtorch,threads,n,p,setting,dtype,backend,measure,ms,faults,note\n";
+  f << "date,cpu,cores,load,libtorch,threads,n,p,setting,dtype,backend,measure,ms,cpu_ms,faults,note\n";
   std::string cpu = "unknown", load = "NA";
   {
     std::ifstream ci("/proc/cpuinfo");

@@ -74,6 +74,11 @@ test_that("S3 methods extract what they should", {
   expect_identical(attr(ll, "df"), fit$nb_param)
   expect_identical(attr(ll, "nobs"), 116L)
   expect_equal(stats::BIC(fit), -2 * fit$loglik + log(116) * fit$nb_param)
+  ## the two conventions of ?PLNfit_torch-methods, "Information criteria": PLNmodels' fit$BIC
+  ## (larger is better) and stats::BIC() (smaller is better)
+  expect_equal(stats::BIC(fit), -2 * fit$BIC)
+  expect_equal(stats::AIC(fit), -2 * fit$loglik + 2 * fit$nb_param)
+  expect_equal(fit$ICL, fit$BIC - fit$entropy)
   expect_output(print(fit), "Poisson log-normal fit")
   expect_output(print(fit), "backend eager, device cpu, float64")
   expect_output(print(fit), "stopped at maxit")
