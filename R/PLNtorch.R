@@ -180,7 +180,7 @@ PLNtorch <- R6::R6Class("PLNtorch",
     },
 
     plotLogNegElbo = function(from = 1, type = c("elbo", "gap"), ref = NULL) {
-      type <- match.arg(type)
+      type <- check_choice(type[1L], "type", c("elbo", "gap"))
       plot_elbo_trace(self$ELBO_list, from = check_count(from, "from", lower = 1L), type = type,
                       ref = ref, main = sprintf("PLNtorch: %s backend", self$backend))
       invisible(self)

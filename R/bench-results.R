@@ -36,7 +36,8 @@
 #' val[val$data == "oaks", c("rhs", "implementation", "loglik", "seconds")]
 pln_bench_results <- function(what = c("validation", "cpu", "gpu", "gpu-traces", "gpu-pieces",
                                        "script-cost"), date = NULL) {
-  what <- match.arg(what)
+  what <- check_choice(what[1L], "what", c("validation", "cpu", "gpu", "gpu-traces",
+                                            "gpu-pieces", "script-cost"))
   if (!is.null(date) && (!is.character(date) || length(date) != 1L ||
                          !grepl("^[0-9]{4}-[0-9]{2}-[0-9]{2}$", date)))
     stop_arg("`date` must be NULL or a single date \"YYYY-MM-DD\"; got ", describe_value(date), ".")

@@ -69,7 +69,8 @@
 #'   long before the optimum).
 #' @param init starting point: `"lm"` (default; B by weighted least squares of
 #'   `log(1 + Y) - O` on X, M = log(1 + Y) - O, S = 1 / sqrt(1 + Y)),
-#'   `"tutorial"` (B = 0, M = 0, S = 1, as in the torch tutorials), or a list
+#'   `"tutorial"` (B = 0, M = 0, S = 1, the PyTorch tutorial's start; the
+#'   torch-for-R tutorial's, B = -8, is set as [PLNtorch] shows), or a list
 #'   with some of the matrices `B` (d x p), `M` and `S` (n x p, S non-zero) of
 #'   a fit to continue from: `M` the variational means with X B included, as a
 #'   fit's `var_par$M` (B then defaults to its least squares on X); the ones left

@@ -55,6 +55,7 @@ test_that("PLNtorch$plotLogNegElbo(from = 1e6) is one error naming `from` and th
                "^`from` = 1000000 is past the ELBO trace: it has 40 steps, so `from` can be at most 40\\.$")
   expect_error(m$plotLogNegElbo(from = 40, type = "gap"),
                "it has 40 steps, so `from` can be at most 39 \\(the gap to the final ELBO is zero at the last step\\)")
+  expect_error(m$plotLogNegElbo(type = "log"), "^`type` must be one of \"elbo\", \"gap\"; got \"log\"\\.$")
   expect_error(m$plotLogNegElbo(from = -3), "^`from` must be a single whole number >= 1; got -3\\.$")
   expect_invisible(m$plotLogNegElbo(from = 40))
   expect_invisible(m$plotLogNegElbo(type = "gap", ref = max(m$ELBO_list) + 1))
