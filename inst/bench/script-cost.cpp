@@ -233,7 +233,7 @@ std::vector<Out> run_setting(const Data& D, const std::string& setting, const st
                      c10::NoGradGuard ng;
                      return ag->objective(st).item<double>();
                    }, 10, reps)});
-    out.push_back({setting, dtype, be, "forward, recorded", time_ms([&] {
+    out.push_back({setting, dtype, be, "forward recorded", time_ms([&] {
                      return ag->objective(st).item<double>();
                    }, 10, reps)});
     out.push_back({setting, dtype, be, "fwd+bwd", time_ms(fwd_bwd, 10, reps)});
