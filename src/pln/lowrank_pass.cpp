@@ -4,6 +4,8 @@
 // CUDA kernels are tested and benchmarked against. Dispatch to the kernels is at the end.
 #include "lowrank_pass.h"
 
+#include <c10/core/GradMode.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
@@ -107,7 +109,7 @@ void check_sparse(const SparseCounts& Y, const at::Tensor& U, const at::Tensor& 
 DensePass dense_exp_pass_generic(const at::Tensor& U_, const at::Tensor& V_,
                                  const at::Tensor& offset_, const at::Tensor& w_, int64_t chunk) {
   check_dense(U_, V_, offset_, w_);
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const at::Tensor U = U_.contiguous(), V = V_.contiguous(), off = offset_.contiguous();
   const at::Tensor w = w_.defined() ? w_.contiguous() : w_;
   const int64_t n = U.size(0), p = V.size(0), r = U.size(1);
@@ -142,7 +144,7 @@ SparsePass sparse_count_pass_generic(const SparseCounts& Y, const at::Tensor& U_
                                      const at::Tensor& V_, const at::Tensor& offset_,
                                      const at::Tensor& w_, int64_t chunk) {
   check_sparse(Y, U_, V_, offset_, w_);
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const at::Tensor U = U_.contiguous(), V = V_.contiguous(), off = offset_.contiguous();
   const at::Tensor w = w_.defined() ? w_.contiguous() : w_;
   const at::Tensor rowptr = Y.rowptr.contiguous(), col = Y.col.contiguous(),
