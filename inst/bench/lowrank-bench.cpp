@@ -9,7 +9,10 @@
 // data plus the parameters U and V.
 //
 //   lowrank_bench [--n 1000000] [--p 20000] [--q 20] [--density 0.05] [--reps 3]
-//                 [--dtype float32,float64] [--generic-reps 1] [--out DIR] [--date YYYY-MM-DD]
+//                 [--dtype float32,float64] [--generic-reps 1] [--offset row|matrix] [--out DIR]
+//                 [--date YYYY-MM-DD]
+// --offset matrix: an n x p offset (O of the model) instead of one value per cell (n x p floats:
+// use it at smaller n).
 // Writes DIR/<date>-<gpu>-lowrank.csv.
 #include <ATen/ATen.h>
 
@@ -79,7 +82,7 @@ pln::SparseCounts make_counts(int64_t n, int64_t p, double density, uint64_t see
 }
 
 struct Row {
-  std::string dtype, pass, impl;
+  std::string dtype, offset, pass, impl;
   int64_t n, p, r, nnz;
   double ms_mean, ms_min, tflops, gbps, held_gb, peak_gb, budget_gb, max_rel_diff;
   int reps;
@@ -126,6 +129,7 @@ int main(int argc, char** argv) {
   int64_t n = 1000000, p = 20000, q = 20;
   double density = 0.05;
   int reps = 3, greps = 1;
+  std::string offset_form = "row";
   std::string dtypes = "float32,float64", out_dir = "inst/bench/results", date = today();
   for (int k = 1; k < argc; ++k) {
     const std::string a = argv[k];
@@ -140,6 +144,7 @@ int main(int argc, char** argv) {
     else if (a == "--reps") reps = std::stoi(next());
     else if (a == "--generic-reps") greps = std::stoi(next());
     else if (a == "--dtype") dtypes = next();
+    else if (a == "--offset") offset_form = next();
     else if (a == "--out") out_dir = next();
     else if (a == "--date") date = next();
     else { std::cerr << "unknown argument " << a << "\n"; return 2; }
@@ -148,7 +153,7 @@ int main(int argc, char** argv) {
   const std::string gpu = pln::cuda::device_name(0);
   const int64_t d = 1, r = d + 2 * q;
   std::cout << "lowrank_bench on " << gpu << ": n " << n << ", p " << p << ", q " << q << ", r "
-            << r << ", density " << density << ", reps " << reps << ", date " << date << "\n";
+            << r << ", offset " << offset_form << ", density " << density << ", reps " << reps << ", date " << date << "\n";
 
   double t0 = now_ms();
   const pln::SparseCounts Y32 = make_counts(n, p, density, 42);
@@ -175,7 +180,8 @@ int main(int argc, char** argv) {
       U = at::cat({at::ones({n, 1}, T), M, S2 / 2}, 1);
       V = at::cat({at::randn({p, 1}, T) * 0.5 - 3, C, C * C}, 1);
     }
-    const at::Tensor off = at::rand({n}, T) - 0.5;  // log of a size factor per cell
+    // The log of a size factor per cell, or an offset per cell and gene.
+    const at::Tensor off = offset_form == "matrix" ? at::rand({n, p}, T) - 0.5 : at::rand({n}, T) - 0.5;
     const at::Tensor w = at::rand({n}, T) + 0.5;
     pln::cuda::synchronize(0);
 
@@ -209,7 +215,7 @@ int main(int argc, char** argv) {
     const double sd = std::max({rel(sk.rowYE, sg.rowYE), rel(sk.YV, sg.YV), rel(sk.YtU, sg.YtU)});
     auto add = [&](const std::string& pass, const std::string& impl, std::pair<double, double> t,
                    int k, double peak, double diff) {
-      Row x{dname, pass, impl, n, p, r, nnz, t.first, t.second, 0, 0, held, peak, budget_gb, diff, k};
+      Row x{dname, offset_form, pass, impl, n, p, r, nnz, t.first, t.second, 0, 0, held, peak, budget_gb, diff, k};
       if (pass == "dense") x.tflops = dense_flop / (t.second * 1e-3) / 1e12;
       else x.gbps = sparse_bytes / (t.second * 1e-3) / GB;
       rows.push_back(x);
@@ -226,12 +232,13 @@ int main(int argc, char** argv) {
     add("sparse", "aten", tsg, greps, peak_generic, sd);
   }
 
-  const std::string path = out_dir + "/" + date + "-" + slug(gpu) + "-lowrank.csv";
+  const std::string path = out_dir + "/" + date + "-" + slug(gpu) + "-lowrank" +
+                           (offset_form == "row" ? "" : "-" + offset_form) + ".csv";
   std::ofstream f(path);
-  f << "date,gpu,dtype,pass,impl,n,p,r,nnz,reps,ms_mean,ms_best,tflops,read_gbps,held_gb,"
+  f << "date,gpu,dtype,offset,pass,impl,n,p,r,nnz,reps,ms_mean,ms_best,tflops,read_gbps,held_gb,"
        "peak_gb,budget_gb,max_rel_diff\n";
   for (const Row& x : rows)
-    f << date << ",\"" << gpu << "\"," << x.dtype << "," << x.pass << "," << x.impl << "," << x.n
+    f << date << ",\"" << gpu << "\"," << x.dtype << "," << x.offset << "," << x.pass << "," << x.impl << "," << x.n
       << "," << x.p << "," << x.r << "," << x.nnz << "," << x.reps << "," << x.ms_mean << ","
       << x.ms_min << "," << x.tflops << "," << x.gbps << "," << x.held_gb << "," << x.peak_gb << "," << x.budget_gb
       << "," << x.max_rel_diff << "\n";

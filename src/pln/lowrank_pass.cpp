@@ -182,14 +182,20 @@ SparsePass sparse_count_pass_generic(const SparseCounts& Y, const at::Tensor& U_
 }  // namespace lowrank
 
 namespace {
-// The kernels unless PLN_LOWRANK=generic; r above their tiles takes the ATen path.
-bool use_cuda_kernels(const at::Tensor& U, int64_t max_rank) {
+// PLN_LOWRANK=generic: the ATen path; =kernel: the kernels wherever r fits them; otherwise the
+// faster of the two as measured at n = 1e6, p = 2e4, r = 41 on an H200 (inst/bench/NOTES-gpu.md):
+// the kernels, except the dense pass in float64, where cuBLAS's tensor-core DGEMM beats the
+// kernel's plain FMA (522 vs 570 ms).
+bool use_cuda_kernels(const at::Tensor& U, int64_t max_rank, bool dense) {
 #ifdef PLN_CUDA_KERNELS
   const char* v = std::getenv("PLN_LOWRANK");
-  return U.is_cuda() && U.size(1) <= max_rank && !(v && std::string(v) == "generic");
+  const std::string choice = v ? v : "";
+  if (!U.is_cuda() || U.size(1) > max_rank || choice == "generic") return false;
+  return choice == "kernel" || !(dense && U.scalar_type() == at::kDouble);
 #else
   (void)U;
   (void)max_rank;
+  (void)dense;
   return false;
 #endif
 }
@@ -199,7 +205,7 @@ DensePass dense_exp_pass(const at::Tensor& U, const at::Tensor& V, const at::Ten
                          const at::Tensor& w) {
   lowrank::check_dense(U, V, offset, w);
 #ifdef PLN_CUDA_KERNELS
-  if (use_cuda_kernels(U, lowrank::kernel_max_rank(U.scalar_type())))
+  if (use_cuda_kernels(U, lowrank::kernel_max_rank(U.scalar_type()), true))
     return lowrank::dense_exp_pass_cuda(U, V, offset, w);
 #endif
   return lowrank::dense_exp_pass_generic(U, V, offset, w);
@@ -209,7 +215,7 @@ SparsePass sparse_count_pass(const SparseCounts& Y, const at::Tensor& U, const a
                              const at::Tensor& offset, const at::Tensor& w) {
   lowrank::check_sparse(Y, U, V, offset, w);
 #ifdef PLN_CUDA_KERNELS
-  if (use_cuda_kernels(U, 64)) return lowrank::sparse_count_pass_cuda(Y, U, V, offset, w);
+  if (use_cuda_kernels(U, 64, false)) return lowrank::sparse_count_pass_cuda(Y, U, V, offset, w);
 #endif
   return lowrank::sparse_count_pass_generic(Y, U, V, offset, w);
 }

@@ -7,8 +7,8 @@
 //
 // Implementations: rows in chunks with ATen (any device, float32 and float64; the CPU path and the
 // CUDA fallback), and fused CUDA kernels (lowrank_pass_cuda.cu) when the tensors are on CUDA and the
-// build has PLN_CUDA_KERNELS. PLN_LOWRANK=generic forces the chunked ATen path everywhere (the
-// benchmark's and the tests' reference).
+// build has PLN_CUDA_KERNELS (the dense pass in float64 stays on the ATen path, faster there).
+// PLN_LOWRANK=generic forces the chunked ATen path everywhere, PLN_LOWRANK=kernel the kernels.
 #pragma once
 
 #include <ATen/ATen.h>

@@ -143,8 +143,10 @@ __global__ void __launch_bounds__(NT, sizeof(T) == 4 ? 2 : 1) dense_kernel(Dense
     for (int s = 0; s < 8; ++s)
 #pragma unroll
       for (int c = 0; c < 4; ++c) e[s][c] = 0;
+    // Only to r rounded up to 4: the zero padding up to RP adds nothing (r = 41: 44 of 48).
+    const int rk = (r + 3) & ~3;
 #pragma unroll 4
-    for (int k = 0; k < RP; ++k) {
+    for (int k = 0; k < rk; ++k) {
       T ua[4], ub[4], v[4];
       ld4(Us + k * BMP + tr * 4, ua);
       ld4(Us + k * BMP + 64 + tr * 4, ub);
@@ -179,9 +181,11 @@ __global__ void __launch_bounds__(NT, sizeof(T) == 4 ? 2 : 1) dense_kernel(Dense
     }
     __syncthreads();
 
-    // A V: rows tc + 16 s, k = tr KT + t, four columns at a time.
+    // A V: rows tc + 16 s, k = tr KT + t, four columns at a time. Threads whose k are all
+    // padding skip this and the next product (r = 41, RP = 48: the last warp).
+    const bool kwork = tr * KT < r;
 #pragma unroll 2
-    for (int nn = 0; nn < BN; nn += 4) {
+    for (int nn = 0; nn < BN && kwork; nn += 4) {
       T v[KT][4];
 #pragma unroll
       for (int t = 0; t < KT; ++t) ld4(Vs + (tr * KT + t) * BNP + nn, v[t]);
@@ -202,7 +206,7 @@ __global__ void __launch_bounds__(NT, sizeof(T) == 4 ? 2 : 1) dense_kernel(Dense
 #pragma unroll
       for (int c = 0; c < 4; ++c) au[t][c] = 0;
 #pragma unroll 2
-    for (int m = 0; m < BM; m += 4) {
+    for (int m = 0; m < BM && kwork; m += 4) {
       T u[KT][4];
 #pragma unroll
       for (int t = 0; t < KT; ++t) ld4(wUs + (tr * KT + t) * BMP + m, u[t]);
@@ -217,7 +221,7 @@ __global__ void __launch_bounds__(NT, sizeof(T) == 4 ? 2 : 1) dense_kernel(Dense
       }
     }
     const int64_t j0 = col0 + tc * 4;
-    if (j0 < a.pp) {
+    if (j0 < a.pp && kwork) {
 #pragma unroll
       for (int t = 0; t < KT; ++t) {
         const int k = tr * KT + t;

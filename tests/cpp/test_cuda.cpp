@@ -464,21 +464,37 @@ TEST_CASE("CUDA: low-rank pass kernels follow the ATen path on the device", "[cu
   }
 }
 
-TEST_CASE("CUDA: low-rank pass dispatch (kernels by default, PLN_LOWRANK=generic, r > 64)",
+TEST_CASE("CUDA: low-rank pass dispatch (kernels by default, float64 dense on ATen, PLN_LOWRANK)",
           "[cuda][lowrank]") {
   if (no_cuda_kernels()) return;
   using lowrank_test::rel_err;
   const auto pb = lowrank_test::to_device(lowrank_test::make_problem(333, 99, 20, 0.1, 4),
                                           at::Device(at::kCUDA, 0));
+  const auto ref = pln::lowrank::dense_exp_pass_generic(pb.U, pb.V, pb.off_row, pb.w);
   const auto k = pln::lowrank::dense_exp_pass_cuda(pb.U, pb.V, pb.off_row, pb.w);
+  REQUIRE(rel_err(k.AtU, ref.AtU) > 0);  // the two paths round differently: they can be told apart
+  // float64 dense: the ATen path (cuBLAS's DGEMM is the faster there), bit for bit.
   const auto d = pln::dense_exp_pass(pb.U, pb.V, pb.off_row, pb.w);
-  CHECK(rel_err(d.AtU, k.AtU) < 1e-13);
+  CHECK(rel_err(d.AtU, ref.AtU) == 0);
+  CHECK(rel_err(d.AV, ref.AV) == 0);
+  {
+    EnvVar env("PLN_LOWRANK", "kernel");
+    const auto g = pln::dense_exp_pass(pb.U, pb.V, pb.off_row, pb.w);
+    CHECK(rel_err(g.AtU, k.AtU) < 1e-14);  // the kernel (its atomics add in any order)
+    CHECK(rel_err(g.AtU, ref.AtU) > 0);
+  }
+  // float32: the kernels by default; PLN_LOWRANK=generic takes the ATen path.
+  const at::Tensor U32 = pb.U.to(at::kFloat), V32 = pb.V.to(at::kFloat);
+  const at::Tensor o32 = pb.off_row.to(at::kFloat), w32 = pb.w.to(at::kFloat);
+  const auto ref32 = pln::lowrank::dense_exp_pass_generic(U32, V32, o32, w32);
+  const auto d32 = pln::dense_exp_pass(U32, V32, o32, w32);
+  CHECK(rel_err(d32.AtU, ref32.AtU) > 0);
+  CHECK(rel_err(d32.AtU, ref32.AtU) < 2e-5);
   {
     EnvVar env("PLN_LOWRANK", "generic");
-    const auto g = pln::dense_exp_pass(pb.U, pb.V, pb.off_row, pb.w);
-    const auto ref = pln::lowrank::dense_exp_pass_generic(pb.U, pb.V, pb.off_row, pb.w);
-    CHECK(rel_err(g.AtU, ref.AtU) == 0);
-    CHECK(rel_err(g.AV, ref.AV) == 0);
+    const auto g = pln::dense_exp_pass(U32, V32, o32, w32);
+    CHECK(rel_err(g.AtU, ref32.AtU) == 0);
+    CHECK(rel_err(g.AV, ref32.AV) == 0);
   }
   // r = 70: above every kernel's tiles, the public entry points take the ATen path.
   const auto big = lowrank_test::to_device(lowrank_test::make_problem(50, 30, 70, 0.2, 6),
