@@ -185,7 +185,8 @@ namespace {
 // PLN_LOWRANK=generic: the ATen path; =kernel: the kernels wherever r fits them; otherwise the
 // faster of the two as measured at n = 1e6, p = 2e4, r = 41 on an H200 (inst/bench/NOTES-gpu.md):
 // the kernels, except the dense pass in float64, where cuBLAS's tensor-core DGEMM beats the
-// kernel's plain FMA (522 vs 570 ms).
+// kernel's plain FMA with a row offset (475 vs 515 ms; with an n x p offset the kernel led, 122 vs
+// 128 ms at n = 2e5: too close to split the rule by offset form).
 bool use_cuda_kernels(const at::Tensor& U, int64_t max_rank, bool dense) {
 #ifdef PLN_CUDA_KERNELS
   const char* v = std::getenv("PLN_LOWRANK");
