@@ -10,9 +10,13 @@
 # Two differences per quantity: "pipeline", plntorch's fit and prediction against PLNmodels'
 # (their fits differ, so their B and Sigma do), and "VE step", plntorch's prediction from
 # PLNmodels' own B, Sigma and Omega against PLNmodels' (the VE step alone: both maximise the same
-# strictly concave function of M and S^2). The fits' own difference on the held-out samples is
-# the population prediction's row. Link-scale quantities: largest absolute difference;
-# response-scale ones: largest relative difference.
+# strictly concave function of M and S^2; "VE ELBO gain" is plntorch's ELBO of the held-out
+# samples minus PLNmodels' there, at PLNmodels' B and Omega: >= 0 where plntorch's VE step went
+# further). The fits' own difference on the held-out samples is the population prediction's row.
+# Link-scale quantities: largest absolute difference; response-scale ones: largest relative
+# difference; both over the entries that both fits predict at more than 1e-6 expected counts from
+# covariates alone (a species absent from every fitted sample of a factor's level has its
+# coefficient drift to -Inf, to a point each package stops at differently: "absent" either way).
 #
 #   R_LIBS=<plntorch lib>:/tmp/plnm-lib Rscript inst/bench/toolbox-prediction.R [--save]
 #       [--only oaks,trichoptera] [--reference]
@@ -56,8 +60,6 @@ timed <- function(expr) {
   value <- force(expr)
   list(value = value, seconds = proc.time()[["elapsed"]] - t0)
 }
-abs_diff <- function(a, b) max(abs(unclass(a) - unclass(b)))
-rel_diff <- function(a, b) max(abs(unclass(a) - unclass(b)) / pmax(1, abs(unclass(b))))
 strip <- function(x) { attributes(x) <- list(dim = dim(x)); x }
 
 rows <- list()
@@ -82,13 +84,19 @@ for (k in cases) {
   pt_pm$model_par <- list(B = pm$model_par$B, Sigma = as.matrix(pm$model_par$Sigma),
                           Omega = as.matrix(pm$model_par$Omega))
   species <- colnames(pt$model_par$B)
-  observed <- species[order(colSums(unclass(dtrain$Abundance)), decreasing = TRUE)]
-  observed <- observed[seq_len(length(species) %/% 2)]
+  ## the most abundant half, in the fit's order: PLNmodels pairs the columns of cond_responses
+  ## with the species in that order
+  top <- order(colSums(unclass(dtrain$Abundance)), decreasing = TRUE)[seq_len(length(species) %/% 2)]
+  observed <- species[sort(top)]
   Yobs <- Ytest[, observed, drop = FALSE]
 
-  ## population
+  ## population; the entries compared (see the header)
   a <- predict(pt, dtest)
   b <- predict(pm, dtest)
+  keep <- unclass(a) > log(1e-6) & unclass(b) > log(1e-6)
+  keep_u <- keep[, !species %in% observed, drop = FALSE]
+  abs_diff <- function(x, y, m = keep) max(abs(unclass(x) - unclass(y))[m])
+  rel_diff <- function(x, y, m = keep) max((abs(unclass(x) - unclass(y)) / pmax(1, abs(unclass(y))))[m])
   fit_diff <- abs_diff(a, b)
   ## VE step
   t_pt <- timed(predict(pt, dtest, responses = Ytest))
@@ -106,25 +114,38 @@ for (k in cases) {
   cr_pt_pm <- predict_cond(pt_pm, dtest, Yobs, type = "response")
   Sdiag <- function(x) t(apply(attr(x, "S"), 3, diag))
 
+  ## the ELBO of the held-out samples at PLNmodels' B and Omega, from each VE step's M and S2
+  ve_elbo <- function(link, resp) {
+    S2 <- 2 * (log(unclass(resp)) - unclass(link))
+    X <- stats::model.matrix(stats::delete.response(pt$terms), dtest)
+    O <- unclass(a) - X %*% pt$model_par$B
+    Mres <- unclass(link) - O - X %*% pm$model_par$B
+    Om <- as.matrix(pm$model_par$Omega)
+    sum(Ytest * unclass(link) - unclass(resp) + 0.5 * log(S2) - 0.5 * (Mres %*% Om) * Mres -
+          0.5 * sweep(S2, 2, diag(Om), "*"))
+  }
+  gain <- ve_elbo(ve_pt_pm, r_pt_pm) - ve_elbo(t_pm$value, r_pm)
+
   add <- function(quantity, pipeline, ve, s_pt = NA, s_pm = NA) {
     rows[[length(rows) + 1]] <<- data.frame(
       data = k$data, model = paste("~", k$rhs), n_fit = length(train), n_new = length(test),
-      p = length(species), p_observed = length(observed), quantity = quantity,
-      pipeline = pipeline, ve_step = ve, fits_difference = fit_diff,
-      plntorch_s = s_pt, PLNmodels_s = s_pm, stringsAsFactors = FALSE)
+      p = length(species), p_observed = length(observed), entries_left_out = sum(!keep),
+      quantity = quantity, pipeline = pipeline, ve_step = ve, fits_difference = fit_diff,
+      ve_elbo_gain = gain, plntorch_s = s_pt, PLNmodels_s = s_pm, stringsAsFactors = FALSE)
   }
   add("predict, population (link)", fit_diff, 0)
   add("predict, responses (link)", abs_diff(t_pt$value, t_pm$value), abs_diff(ve_pt_pm, t_pm$value),
       t_pt$seconds, t_pm$seconds)
   add("predict, responses (response, relative)", rel_diff(r_pt, r_pm), rel_diff(r_pt_pm, r_pm))
-  add("predict_cond (link)", abs_diff(strip(c_pt$value), strip(c_pm$value)),
-      abs_diff(strip(c_pt_pm), strip(c_pm$value)), c_pt$seconds, c_pm$seconds)
-  add("predict_cond (response, relative)", rel_diff(strip(cr_pt), strip(cr_pm)),
-      rel_diff(strip(cr_pt_pm), strip(cr_pm)))
-  add("predict_cond, attribute M", abs_diff(attr(c_pt$value, "M"), attr(c_pm$value, "M")),
-      abs_diff(attr(c_pt_pm, "M"), attr(c_pm$value, "M")))
-  add("predict_cond, attribute S (diagonals)", abs_diff(Sdiag(c_pt$value), Sdiag(c_pm$value)),
-      abs_diff(Sdiag(c_pt_pm), Sdiag(c_pm$value)))
+  add("predict_cond (link)", abs_diff(strip(c_pt$value), strip(c_pm$value), keep_u),
+      abs_diff(strip(c_pt_pm), strip(c_pm$value), keep_u), c_pt$seconds, c_pm$seconds)
+  add("predict_cond (response, relative)", rel_diff(strip(cr_pt), strip(cr_pm), keep_u),
+      rel_diff(strip(cr_pt_pm), strip(cr_pm), keep_u))
+  add("predict_cond, attribute M", abs_diff(attr(c_pt$value, "M"), attr(c_pm$value, "M"), keep_u),
+      abs_diff(attr(c_pt_pm, "M"), attr(c_pm$value, "M"), keep_u))
+  add("predict_cond, attribute S (diagonals)",
+      abs_diff(Sdiag(c_pt$value), Sdiag(c_pm$value), keep_u),
+      abs_diff(Sdiag(c_pt_pm), Sdiag(c_pm$value), keep_u))
 
   if (reference && k$data == "trichoptera") {
     long <- function(what, m) {
@@ -134,7 +155,8 @@ for (k in cases) {
     }
     ref_rows <- list(
       long("B", pm$model_par$B), long("Sigma", as.matrix(pm$model_par$Sigma)),
-      long("predict_link", t_pm$value), long("predict_cond_link", strip(c_pm$value)),
+      long("predict_link", t_pm$value), long("predict_S2", 2 * (log(unclass(r_pm)) - unclass(t_pm$value))),
+      long("predict_cond_link", strip(c_pm$value)),
       long("predict_cond_M", attr(c_pm$value, "M")), long("predict_cond_S_diag", Sdiag(c_pm$value)))
   }
 }
@@ -147,8 +169,8 @@ if (reference) {
   header <- c(
     "# PLNmodels 1.3.2 on trichoptera, Abundance ~ Wind + Temperature + offset(log(Offset)) (Offset",
     "# an n x p matrix), fitted on the samples not in seq(5, 49, by = 5) with its default control:",
-    "# B (3 x 17) and Sigma; predict(responses =) link on the samples seq(5, 49, by = 5); and",
-    "# predict_cond() of them given the 8 species most abundant in the fitted samples (link,",
+    "# B (3 x 17) and Sigma; predict(responses =) link and its VE step's S2 on the samples",
+    "# seq(5, 49, by = 5); predict_cond() of them given the 8 species most abundant in the fitted\n# samples, in the fit's order (link,",
     "# attribute M, diagonals of attribute S: sample in row). Written by",
     "# inst/bench/toolbox-prediction.R --reference.")
   writeLines(header, out)
@@ -172,13 +194,16 @@ if (save) {
     "\"pipeline\": plntorch's fit and prediction against PLNmodels'; \"VE step\": plntorch's",
     "prediction from PLNmodels' B, Sigma and Omega against PLNmodels'. Largest absolute",
     "difference on the link scale, largest relative difference on the response scale. Seconds:",
-    "one call on the held-out samples.",
+    "one call on the held-out samples. Entries left out: predicted below 1e-6 counts from",
+    "covariates alone by either fit (coefficients drifting to -Inf). VE ELBO gain: plntorch's",
+    "ELBO of the held-out samples minus PLNmodels', both at PLNmodels' B and Omega.",
     "",
-    "| data | model | n fitted / new | p (observed) | quantity | pipeline | VE step | plntorch s | PLNmodels s |",
-    "|---|---|---|---|---|---|---|---|---|",
-    sprintf("| %s | %s | %d / %d | %d (%d) | %s | %s | %s | %s | %s |", res$data, res$model,
-            res$n_fit, res$n_new, res$p, res$p_observed, res$quantity, f(res$pipeline),
-            f(res$ve_step), f(res$plntorch_s), f(res$PLNmodels_s)))
+    "| data | model | n fitted / new | p (observed) | entries left out | VE ELBO gain | quantity | pipeline | VE step | plntorch s | PLNmodels s |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
+    sprintf("| %s | %s | %d / %d | %d (%d) | %d | %s | %s | %s | %s | %s | %s |", res$data,
+            res$model, res$n_fit, res$n_new, res$p, res$p_observed, res$entries_left_out,
+            f(res$ve_elbo_gain), res$quantity, f(res$pipeline), f(res$ve_step),
+            f(res$plntorch_s), f(res$PLNmodels_s)))
   writeLines(md, sub("csv$", "md", csv))
   cat("wrote", csv, "and its .md\n")
 }
