@@ -109,7 +109,7 @@ predict.PLNfit_torch <- function(object, newdata, responses = NULL, type = c("li
 #' @export
 #' @examples
 #' fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks)
-#' ## the three most abundant species observed on five trees, the others predicted
+#' ## the three most abundant species observed on five leaves, the others predicted
 #' top <- names(sort(colSums(oaks$Abundance), decreasing = TRUE))[1:3]
 #' pred <- predict_cond(fit, newdata = oaks[1:5, ],
 #'                      cond_responses = oaks$Abundance[1:5, top],
@@ -194,6 +194,8 @@ new_design <- function(object, newdata) {
 ## them, not all) and returned in the fit's order. Unnamed columns: every species, in order.
 check_new_counts <- function(Y, arg, n, species, every) {
   label <- sprintf("`%s`", arg)
+  ## one sample's counts as a (named) vector: its row
+  if (n == 1L && is.null(dim(Y)) && is.numeric(Y)) Y <- matrix(Y, 1L, dimnames = list(NULL, names(Y)))
   Y <- as_numeric_matrix(Y, label)
   if (nrow(Y) != n)
     stop_arg(sprintf("%s must have one row per sample of `newdata` (%d); got %d.", label, n, nrow(Y)))

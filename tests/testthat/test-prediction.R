@@ -28,6 +28,9 @@ test_that("predict() with the fitted samples' counts gives back the fit's latent
   one <- predict(fit, newdata = oaks[7, ], responses = oaks$Abundance[7, , drop = FALSE])
   expect_equal(dim(one), c(1L, fit$p))
   expect_lt(max(abs(one - fit$latent[7, ])), 2e-3)
+  ## one sample's counts as a named vector
+  expect_equal(predict(fit, newdata = oaks[7, ], responses = unclass(oaks$Abundance)[7, ]), one,
+               tolerance = 1e-12)
 })
 
 test_that("the VE step converges from far: coefficients drifted to -Inf, counts of new samples", {
