@@ -236,6 +236,7 @@ check_new_counts <- function(Y, arg, n, species, every) {
 ## fit's backend, device and dtype. Returns M (X B included), M_res = M - X B and S2.
 ve_step <- function(object, Y, X, O, B, Omega) {
   op <- object$optim_par
+  Omega <- (Omega + t(Omega)) / 2  # a float32 fit's is symmetric to ~1e-7 only
   ## tol 1e-10 in float64 (PLN()'s 1e-8 otherwise): a prediction is read entry by entry, and an
   ## entry of a zero count is a flat direction of the ELBO, where 1e-8 leaves M within ~1e-2 of
   ## the optimum and 1e-10 within ~1e-3 (oaks); the VE step costs a fraction of the fit.

@@ -147,14 +147,15 @@ test_that("predict() with responses and predict_cond() on CUDA follow the CPU, e
     link <- predict(gpu, nd, responses = Y)
     expect_identical(dimnames(link), dimnames(ref))
     expect_lt(max(abs(link - ref)), 1e-4)
-    ## the fitted samples' own counts give back the fit's latent layer on the device too
-    own <- oaks_on("cuda", backend)
-    expect_lt(max(abs(predict(own, oaks, responses = oaks$Abundance) - own$latent)), 1e-3)
+    ## the fitted samples' own counts give back the fit's latent layer on the device too, to the
+    ## precision of the fit (tol 1e-11) and of the VE step (1e-10): 1.4e-3 on the CPU
+    own <- oaks_on("cuda", backend, tol = 1e-11)
+    expect_lt(max(abs(predict(own, oaks, responses = oaks$Abundance) - own$latent)), 3e-3)
     cond <- predict_cond(gpu, nd, Y[, top], var_par = TRUE)
     expect_identical(dimnames(cond), dimnames(ref_cond))
     expect_lt(max(abs(unclass(cond)[, ] - unclass(ref_cond)[, ])), 1e-4)
     expect_lt(max(abs(attr(cond, "S") - attr(ref_cond, "S"))), 1e-4)
-    ## float32 on the device: the VE step in single precision
+    ## float32 on the device: the VE step in single precision (0.015 on the CPU)
     g32 <- oaks_on("cuda", backend, dtype = "float32")
     g32$model_par <- cpu$model_par
     expect_lt(max(abs(predict(g32, nd, responses = Y) - ref)), 5e-2)
