@@ -158,8 +158,9 @@ predict_cond.PLNfit_torch <- function(object, newdata, cond_responses,
   dimnames(S) <- list(unobs, unobs, rownames(newdata))
   EZ <- design$O[, !obs, drop = FALSE] + design$X %*% B[, !obs, drop = FALSE] + M
   dimnames(EZ) <- dimnames(M)
-  res <- if (type == "link") EZ else
-    exp(EZ + t(matrix(apply(S, 3L, diag), nrow = length(unobs))) / 2)
+  ## the diagonals of S, n x p_u: diag(A diag(S2_i) A') = (A * A) S2_i
+  S_diag <- ve$S2 %*% t(A * A) + matrix(diag(S_cond), n, length(unobs), byrow = TRUE)
+  res <- if (type == "link") EZ else exp(EZ + S_diag / 2)
   attr(res, "type") <- type
   if (var_par) {
     attr(res, "M") <- M

@@ -97,6 +97,14 @@ test_that("predict_cond() is the Gaussian conditional of the VE step's observed 
   expect_equal(unclass(resp)[2, ], exp(unclass(pred)[2, ] + diag(S[, , 2]) / 2),
                ignore_attr = TRUE, tolerance = 1e-10)
   expect_null(attr(resp, "S"))
+  ## every species observed but one: a single column, its variance S[1, 1, i]
+  last <- predict_cond(fit, nd, oaks$Abundance[c(3, 60, 110), sp[-7]], type = "response",
+                       var_par = TRUE)
+  expect_identical(dimnames(last), list(rownames(nd), sp[7]))
+  expect_equal(dim(attr(last, "S")), c(1L, 1L, 3L))
+  link_last <- predict_cond(fit, nd, oaks$Abundance[c(3, 60, 110), sp[-7]])
+  expect_equal(log(unclass(last)[, 1]), unclass(link_last)[, 1] + attr(last, "S")[1, 1, ] / 2,
+               ignore_attr = TRUE, tolerance = 1e-10)
   ## columns in any order: the same prediction
   expect_equal(predict_cond(fit, nd, Yo[, rev(obs)]), predict_cond(fit, nd, Yo), tolerance = 1e-10)
 })
