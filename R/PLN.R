@@ -86,10 +86,12 @@
 #'   range), positive and negative row numbers mixed, unknown row names, a
 #'   logical vector of a length other than n, a factor, or one that leaves no
 #'   sample;
-#' * in [predict.PLNfit_torch()], a `newdata` without a variable of the
-#'   model (one that `PLN()` found outside `data`, such as a local variable
-#'   of the function that fitted, has the fitted data's rows: the error names
-#'   it).
+#' * in [predict.PLNfit_torch()] and [predict_cond()], a `newdata` without a
+#'   variable of the model (one that `PLN()` found outside `data`, such as a
+#'   local variable of the function that fitted, has the fitted data's rows:
+#'   the error names it), and `responses` or `cond_responses` with `NA`,
+#'   values that are not counts, rows other than `newdata`'s, or columns that
+#'   are not species of the fit (or, for `responses`, lack some).
 #'
 #' *Warnings*: species (columns) whose counts are all zero: the fit runs, but
 #' their coefficients drift towards -Inf with more steps; drop them for

@@ -89,50 +89,6 @@ logLik.PLNfit_torch <- function(object, ...) {
 #' @export
 nobs.PLNfit_torch <- function(object, ...) object$n
 
-#' Predict with a PLN fit
-#'
-#' @param object a fit returned by [PLN()].
-#' @param newdata an optional data frame with the covariates of the model, and
-#'   the variables of its `offset()` terms. When missing, the fitted values are
-#'   returned.
-#' @param type `"link"` (default), the latent mean, or `"response"`, the
-#'   expected counts.
-#' @param ... not used.
-#' @return An n x p matrix (samples of `newdata` in rows, species in columns).
-#'   With `newdata`, `"link"` is `O + X B` and `"response"` is
-#'   `exp(O + X B + diag(Sigma) / 2)`, the expected counts of new samples. With
-#'   no `newdata`, `"link"` is the fitted latent layer `O + X B + M` (`object$latent`)
-#'   and `"response"` is `fitted(object)`.
-#' @export
-#' @examples
-#' fit <- PLN(Abundance ~ tree + offset(log(Offset)), data = oaks)
-#' predict(fit, newdata = oaks[1:5, ])[, 1:4]
-#' predict(fit, newdata = oaks[1:5, ], type = "response")[, 1:4]
-predict.PLNfit_torch <- function(object, newdata, type = c("link", "response"), ...) {
-  type <- match.arg(type)
-  if (missing(newdata) || is.null(newdata))
-    return(if (type == "link") object$latent else object$fitted)
-  if (!is.data.frame(newdata)) newdata <- as.data.frame(newdata)
-  tt <- stats::delete.response(object$terms)
-  check_newdata_vars(tt, newdata)
-  frame <- tryCatch(
-    stats::model.frame(tt, newdata, xlev = object$xlevels, na.action = stats::na.pass),
-    error = function(e) stop_arg("`newdata` must hold the covariates of the model and the ",
-                                 "variables of its offset() terms: ", conditionMessage(e)))
-  X <- stats::model.matrix(tt, frame, contrasts.arg = object$contrasts)
-  B <- object$model_par$B
-  n <- nrow(X); p <- ncol(B)
-  O <- stats::model.offset(frame)
-  if (is.null(O)) O <- 0
-  O <- as.matrix(O)
-  if (!(length(O) == 1L || (nrow(O) == n && ncol(O) %in% c(1L, p))))
-    stop_arg(sprintf("the offset of `newdata` must be %d x %d or a vector of length %d.", n, p, n))
-  link <- matrix(O, n, p) + X %*% B
-  dimnames(link) <- list(rownames(newdata), colnames(B))
-  if (type == "link") return(link)
-  exp(sweep(link, 2L, diag(object$model_par$Sigma) / 2, "+"))
-}
-
 #' Plot a PLN fit: its ELBO trace or its latent correlations
 #'
 #' `type = "gap"` (the default) draws the gap between the largest ELBO of the

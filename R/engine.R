@@ -4,9 +4,10 @@
 ## Runs one optimisation. `dat` comes from check_pln_data(), `ctrl` from
 ## resolve_control(), `start` from check_start() (NULL entries: from ctrl$init).
 ## `structure`: Omega and C of the covariance structures "fixed" and "genpop" (NULL otherwise).
-engine_fit <- function(dat, ctrl, start = list(), structure = list()) {
+## `B_fixed`: B held fixed, not fitted (with covariance "fixed": the VE step of prediction).
+engine_fit <- function(dat, ctrl, start = list(), structure = list(), B_fixed = NULL) {
   res <- pln_fit_engine(dat$Y, dat$O, dat$X, dat$w,
-                        start$B, start$M, start$S, structure$Omega, structure$C, ctrl)
+                        start$B, start$M, start$S, structure$Omega, structure$C, B_fixed, ctrl)
   res$steps <- as.integer(res$steps)
   res$threads <- as.integer(res$threads)
   res

@@ -11,8 +11,8 @@ Rcpp::Rostream<false>& Rcpp::Rcerr = Rcpp::Rcpp_cerr_get();
 #endif
 
 // pln_fit_engine
-Rcpp::List pln_fit_engine(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B0, SEXP M0, SEXP S0, SEXP Omega, SEXP C, Rcpp::List control);
-RcppExport SEXP _plntorch_pln_fit_engine(SEXP YSEXP, SEXP OSEXP, SEXP XSEXP, SEXP wSEXP, SEXP B0SEXP, SEXP M0SEXP, SEXP S0SEXP, SEXP OmegaSEXP, SEXP CSEXP, SEXP controlSEXP) {
+Rcpp::List pln_fit_engine(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B0, SEXP M0, SEXP S0, SEXP Omega, SEXP C, SEXP B_fixed, Rcpp::List control);
+RcppExport SEXP _plntorch_pln_fit_engine(SEXP YSEXP, SEXP OSEXP, SEXP XSEXP, SEXP wSEXP, SEXP B0SEXP, SEXP M0SEXP, SEXP S0SEXP, SEXP OmegaSEXP, SEXP CSEXP, SEXP B_fixedSEXP, SEXP controlSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< SEXP >::type Y(YSEXP);
@@ -24,8 +24,9 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< SEXP >::type S0(S0SEXP);
     Rcpp::traits::input_parameter< SEXP >::type Omega(OmegaSEXP);
     Rcpp::traits::input_parameter< SEXP >::type C(CSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type B_fixed(B_fixedSEXP);
     Rcpp::traits::input_parameter< Rcpp::List >::type control(controlSEXP);
-    rcpp_result_gen = Rcpp::wrap(pln_fit_engine(Y, O, X, w, B0, M0, S0, Omega, C, control));
+    rcpp_result_gen = Rcpp::wrap(pln_fit_engine(Y, O, X, w, B0, M0, S0, Omega, C, B_fixed, control));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -59,7 +60,7 @@ END_RCPP
 }
 
 static const R_CallMethodDef CallEntries[] = {
-    {"_plntorch_pln_fit_engine", (DL_FUNC) &_plntorch_pln_fit_engine, 10},
+    {"_plntorch_pln_fit_engine", (DL_FUNC) &_plntorch_pln_fit_engine, 11},
     {"_plntorch_pln_objective_engine", (DL_FUNC) &_plntorch_pln_objective_engine, 10},
     {"_plntorch_pln_backends_engine", (DL_FUNC) &_plntorch_pln_backends_engine, 0},
     {NULL, NULL, 0}

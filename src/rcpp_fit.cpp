@@ -50,13 +50,14 @@ pln::FitInput fit_input(SEXP Y, SEXP O, SEXP X, SEXP w, int64_t n) {
 
 // [[Rcpp::export(rng = false)]]
 Rcpp::List pln_fit_engine(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B0, SEXP M0, SEXP S0, SEXP Omega,
-                          SEXP C, Rcpp::List control) {
+                          SEXP C, SEXP B_fixed, Rcpp::List control) {
   pln::FitInput in = fit_input(Y, O, X, w, Rf_nrows(Y));
   in.B0 = view(B0, "B0");
   in.M0 = view(M0, "M0");
   in.S0 = view(S0, "S0");
   in.Omega0 = view(Omega, "Omega");
   in.C = view(C, "C");
+  in.B_fixed = view(B_fixed, "B_fixed");
 
   pln::FitOptions opt;
   opt.backend = get<std::string>(control, "backend", opt.backend);

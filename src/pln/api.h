@@ -33,6 +33,9 @@ struct FitInput {
   MatrixView B0, M0, S0;      // optional starting values
   MatrixView Omega0;          // p x p: Omega of covariance "fixed"
   MatrixView C;               // p x p: the correlation matrix of covariance "genpop"
+  // d x p: B held at these values, not fitted (with covariance "fixed", the VE step of prediction:
+  // M and S alone are optimised). lbfgs only; B0 must then be absent.
+  MatrixView B_fixed;
 };
 
 struct FitOptions {

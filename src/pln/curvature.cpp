@@ -107,6 +107,7 @@ void precondition(const Problem& pb, const Profile& prof, const at::Tensor& A,
   rM = at::empty_like(qM);
   rP = at::empty_like(qP);
   newton_blocks(pb, A, prof.S2, omega_diagonal(prof.cov.Omega).contiguous(), qM, qP, rM, rP);
+  if (pb.fixed_B()) return;  // B held fixed: no B direction
   // B's block, species by species: H_j = Xo' diag(w a_j) Xo + ridge I (d x d).
   const int64_t d = pb.d, n = pb.n, p = pb.p;
   auto wA = pb.unit_weights ? A : A * pb.w_col;

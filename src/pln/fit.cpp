@@ -304,6 +304,10 @@ FitResult fit_impl(const FitInput& in, const FitOptions& opt, const Callbacks& c
     if (std::isfinite(avail) && fit_bytes(in, opt) > avail) throw not_enough_memory(in, opt, avail, "");
   }
 
+  // Adam and Rprop step B with M and S; holding B fixed is a property of the profiled ELBO.
+  if (in.B_fixed.present() && opt.optimizer != "lbfgs")
+    throw std::invalid_argument("B held fixed (B_fixed, the VE step) needs optimizer 'lbfgs', not '" +
+                                opt.optimizer + "'");
   Problem pb = make_problem(in, topt, opt.covariance);
   State st = initial_state(pb, in, opt.init);
   auto backend = make_backend(pb, opt);

@@ -114,12 +114,15 @@ PLN_HD T profiled_gradient(T y, T r, T s2, T mo, T dom, T w, T& gm, T& gp) {
   return a;
 }
 
-// x / log(1 + x), the ratio of a secant of log to its chord: by its series near x = 0, where the
-// logarithm would cost more than the accuracy a curvature needs (the series' error is below 1e-5).
+// (v - 1) / log(v), the ratio of a secant of log to its chord: by its series in x = v - 1 near
+// v = 1, where the logarithm would cost more than the accuracy a curvature needs (the series'
+// error is below 1e-5). log(v) of v itself, not of 1 + (v - 1): below v ~ 1e-16 that sum rounds
+// to 0 (a variance that underflowed, far from the optimum), and the ratio to 0.
 template <typename T>
-PLN_HD T secant_ratio(T x) {
+PLN_HD T secant_ratio(T v) {
+  const T x = v - T(1);
   if (x > T(-0.1) && x < T(0.1)) return T(1) + x * (T(0.5) - x * (T(1) / T(12) - x / T(24)));
-  return x / log(T(1) + x);
+  return x / log(v);
 }
 
 // The model's curvature at one entry (curvature.h): the inverse of the 2 x 2 block of
@@ -131,9 +134,10 @@ PLN_HD T secant_ratio(T x) {
 // Newton ones, so the block stays positive definite.
 template <typename T>
 PLN_HD void newton_block(T y, T a, T s2, T dom, T w, T qm, T qp, T& rm, T& rp) {
-  const T hm = (y > a ? a * secant_ratio(y / a - T(1)) : a) + dom;
+  // a = 0 (exp() underflowed): the secant's limit, 0.
+  const T hm = (y > a ? (a > T(0) ? a * secant_ratio(y / a) : T(0)) : a) + dom;
   const T u = s2 * (a + dom);
-  const T hp = T(0.5) * (u < T(1) ? secant_ratio(u - T(1)) : u) + T(0.25) * a * s2 * s2;
+  const T hp = T(0.5) * (u < T(1) ? secant_ratio(u) : u) + T(0.25) * a * s2 * s2;
   const T hmp = T(0.5) * a * s2;
   const T det = w * (hm * hp - hmp * hmp);
   rm = (hp * qm - hmp * qp) / det;

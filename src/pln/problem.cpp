@@ -118,14 +118,24 @@ Problem make_problem(const FitInput& in, const at::TensorOptions& opt,
   }
   if (!(pb.wsum > 0)) throw std::invalid_argument("weights must sum to a positive number");
   pb.w_col = pb.w.unsqueeze(1);
-  // QR on the host in float64: column scales (a date in seconds, a distance times 1e7) cancel in
-  // R, where the normal equations X'WX would square them.
-  auto Xw = (pb.X.to(at::kCPU, at::kDouble) * pb.w.to(at::kCPU, at::kDouble).sqrt().unsqueeze(1));
-  auto qr = at::linalg_qr(Xw, "reduced");
-  auto R = std::get<1>(qr);
-  pb.R = R.to(opt);
-  // Xo = X R^-1 = W^-1/2 Q.
-  pb.Xo = (std::get<0>(qr) / pb.w.to(at::kCPU, at::kDouble).sqrt().unsqueeze(1)).to(opt);
+  if (in.B_fixed.present()) {
+    // No least squares then: X may have fewer rows than columns, or a rank below them (new samples
+    // of one level of a factor).
+    check_dims(in.B_fixed, pb.d, pb.p, "B_fixed");
+    if (in.B0.present())
+      throw std::invalid_argument("B0 (a starting B) and B_fixed (B held fixed) cannot both be given");
+    pb.B_fixed = to_tensor(in.B_fixed, opt);
+    pb.XB_fixed = at::mm(pb.X, pb.B_fixed);
+  } else {
+    // QR on the host in float64: column scales (a date in seconds, a distance times 1e7) cancel in
+    // R, where the normal equations X'WX would square them.
+    auto Xw = (pb.X.to(at::kCPU, at::kDouble) * pb.w.to(at::kCPU, at::kDouble).sqrt().unsqueeze(1));
+    auto qr = at::linalg_qr(Xw, "reduced");
+    auto R = std::get<1>(qr);
+    pb.R = R.to(opt);
+    // Xo = X R^-1 = W^-1/2 Q.
+    pb.Xo = (std::get<0>(qr) / pb.w.to(at::kCPU, at::kDouble).sqrt().unsqueeze(1)).to(opt);
+  }
   // Row sums in float64, over chunks of rows: the formula's temporaries are float64 n x p arrays,
   // which at n = 1e6, p = 1000 would take several times the data's memory on a GPU.
   const int64_t rows = std::max<int64_t>(1, (int64_t{1} << 24) / pb.p);
@@ -154,6 +164,7 @@ State initial_state(const Problem& pb, const FitInput& in, const std::string& in
   } else {
     throw std::invalid_argument("unknown init '" + init + "' (use 'lm' or 'tutorial')");
   }
+  if (pb.fixed_B()) st.B = pb.B_fixed.clone();  // "tutorial" too: its M = 0 is the residual
   if (in.B0.present()) {
     check_dims(in.B0, pb.d, pb.p, "B0");
     st.B = to_tensor(in.B0, pb.opt);
@@ -175,11 +186,13 @@ at::Tensor project(const Problem& pb, const at::Tensor& V) {
 }
 
 at::Tensor least_squares(const Problem& pb, const at::Tensor& V) {
+  if (pb.fixed_B()) return pb.B_fixed.clone();
   // B = R^-1 Xo' W V, by back substitution on the d x d factor.
   return at::linalg_solve_triangular(pb.R, project(pb, V), /*upper=*/true);
 }
 
 at::Tensor residual(const Problem& pb, const at::Tensor& V) {
+  if (pb.fixed_B()) return V - pb.XB_fixed;
   return V - at::mm(pb.Xo, project(pb, V));
 }
 

@@ -227,9 +227,10 @@ TEST_CASE("profiled ELBO: every backend's value and gradient, and finite differe
 
 TEST_CASE("the curvature is positive definite, also far from the optimum") {
   Profiled P(30, 6, 5, true);
-  // Far points too: means far below and above the data, variances tiny and huge.
+  // Far points too: means far below and above the data, variances tiny (down to ~1e-35, where
+  // 1 + (u - 1) rounds to 0) and huge.
   for (double shift : {0.0, -8.0, 6.0}) {
-    for (double pshift : {0.0, -12.0, 4.0}) {
+    for (double pshift : {0.0, -12.0, -80.0, 4.0}) {
       pln::Point x{P.x.M + shift, P.x.P + pshift};
       auto prof = pln::profile(P.pb, x);
       auto A = at::exp(P.pb.O + x.M + 0.5 * prof.S2);
@@ -243,6 +244,7 @@ TEST_CASE("the curvature is positive definite, also far from the optimum") {
         INFO("shift " << shift << " pshift " << pshift);
         CHECK(std::isfinite(quad));
         CHECK(quad > 0);
+        CHECK(quad < 1e8);  // no curvature near 0: a step of sensible length
       }
     }
   }
@@ -305,6 +307,122 @@ TEST_CASE("lbfgs stops at maxit and says how far it was") {
   CHECK(r.steps == 5);
   CHECK(r.last_change > 1e-9);
   CHECK(r.predicted_change > 0);
+}
+
+namespace {
+// The VE step: B and Omega given (B_fixed, covariance "fixed"), M and S alone optimised.
+pln::FitInput ve_input(const Data& D, bool weights, const std::vector<double>& B,
+                       const std::vector<double>& Omega) {
+  auto in = D.input(weights);
+  in.B_fixed = {B.data(), D.d, D.p};
+  in.Omega0 = {Omega.data(), D.p, D.p};
+  return in;
+}
+pln::FitOptions ve_options(const std::string& backend, double tol) {
+  auto o = options(backend, "lbfgs", 5000, "lm");
+  o.covariance = "fixed";
+  o.tol = tol;
+  return o;
+}
+}  // namespace
+
+TEST_CASE("VE step: every backend's value and gradient, and finite differences") {
+  const int64_t n = 12, p = 5;
+  for (bool weights : {false, true}) {
+    const auto D = simulate(n, p, 31);
+    const auto B = random_matrix(D.d, p, 0.5, 0.8, 32), Om = random_spd(p, 33);
+    auto pb = pln::make_problem(ve_input(D, weights, B, Om),
+                                at::TensorOptions().dtype(at::kDouble), "fixed");
+    REQUIRE(pb.fixed_B());
+    auto Mv = random_matrix(n, p, 0.5, 0.5, 34), Pv = random_matrix(n, p, 0.3, -1, 35);
+    pln::Point x{pln::to_tensor({Mv.data(), n, p}, pb.opt), pln::to_tensor({Pv.data(), n, p}, pb.opt)};
+    const auto prof = pln::profile(pb, x);
+    // The residual is M - X B_fixed, not the least-squares residual.
+    const auto Bt = pln::to_tensor({B.data(), D.d, p}, pb.opt);
+    CHECK(at::allclose(prof.Mres, x.M - at::mm(pb.X, Bt), 1e-14, 1e-14));
+    std::vector<at::Tensor> gM, gP;
+    std::vector<double> J;
+    for (const std::string be : {"eager", "script", "fused"}) {
+      auto b = pln::make_backend(pb, options(be, "lbfgs", 1));
+      J.push_back(b->value(x, prof).item<double>());
+      at::Tensor m, q, a;
+      b->gradient(x, prof, m, q, a);
+      gM.push_back(m);
+      gP.push_back(q);
+    }
+    INFO((weights ? "weighted" : "unweighted"));
+    REQUIRE(std::isfinite(J[0]));
+    for (int k : {1, 2}) {
+      CHECK(J[k] == Approx(J[0]).epsilon(1e-12));
+      CHECK(at::allclose(gM[k], gM[0], 1e-10, 1e-12));
+      CHECK(at::allclose(gP[k], gP[0], 1e-10, 1e-12));
+    }
+    // J is the ELBO at (B_fixed, M - X B_fixed, S) with the given Omega.
+    pln::State st;
+    pln::to_state(pb, x, prof, st);
+    CHECK(at::equal(st.B, Bt));
+    st.Omega = pln::to_tensor({Om.data(), p, p}, pb.opt);
+    st.logdet = at::logdet(st.Omega);
+    CHECK(J[0] == Approx(pln::eager_objective(pb, st).item<double>()).epsilon(1e-12));
+    // Central differences of J (B and Omega stay fixed), against every backend's gradient.
+    auto eager = pln::make_backend(pb, options("eager", "lbfgs", 1));
+    auto value = [&](const pln::Point& y) { return eager->value(y, pln::profile(pb, y)).item<double>(); };
+    const double h = 1e-6;
+    for (int64_t k : {0, 7, 23, 59}) {
+      for (bool inP : {false, true}) {
+        pln::Point up{x.M.clone(), x.P.clone()}, dn{x.M.clone(), x.P.clone()};
+        (inP ? up.P : up.M).view(-1)[k] += h;
+        (inP ? dn.P : dn.M).view(-1)[k] -= h;
+        const double fd = (value(up) - value(dn)) / (2 * h);
+        for (int b = 0; b < 3; ++b)
+          CHECK(fd == Approx((inP ? gP[b] : gM[b]).view(-1)[k].item<double>()).epsilon(1e-6).margin(1e-7));
+      }
+    }
+  }
+}
+
+TEST_CASE("VE step from a full fit's B and Omega reproduces its M and S, every backend") {
+  const auto D = simulate(80, 5, 41);
+  auto o = options("fused", "lbfgs", 5000, "lm");
+  o.tol = 1e-12;
+  const auto full = pln::fit(D.input(true), o, {});
+  REQUIRE(full.status == "converged");
+  const double J = full.objective.back();
+  for (const std::string be : {"eager", "script", "fused"}) {
+    INFO(be);
+    // From the lm start: the same optimum (J is strictly concave in (M, S^2) at fixed B, Omega).
+    const auto ve = pln::fit(ve_input(D, true, full.B.values, full.Omega.values),
+                             ve_options(be, 1e-12), {});
+    CHECK(ve.status == "converged");
+    for (size_t s = 1; s < ve.objective.size(); ++s) CHECK(ve.objective[s] > ve.objective[s - 1]);
+    CHECK(ve.B.values == full.B.values);
+    CHECK(ve.Omega.values == full.Omega.values);
+    CHECK(ve.objective.back() >= J - 1e-9 * std::fabs(J));
+    CHECK(max_rel_diff(ve.M.values, full.M.values) < 1e-4);
+    CHECK(max_rel_diff(ve.S.values, full.S.values) < 1e-4);
+    // From the fit's own M and S: the start is the fit's ELBO, and the trace does not fall.
+    auto in = ve_input(D, true, full.B.values, full.Omega.values);
+    in.M0 = {full.M.values.data(), D.n, D.p};
+    in.S0 = {full.S.values.data(), D.n, D.p};
+    const auto warm = pln::fit(in, ve_options(be, 1e-12), {});
+    CHECK(warm.objective.front() == Approx(J).epsilon(1e-12));
+    CHECK(warm.objective.back() >= J);
+    CHECK(max_rel_diff(warm.M.values, full.M.values) < 1e-5);
+  }
+}
+
+TEST_CASE("VE step: bad combinations are refused with a message") {
+  const auto D = simulate(20, 4, 51);
+  const auto B = random_matrix(D.d, D.p, 0.5, 0, 52), Om = random_spd(D.p, 53);
+  auto o = ve_options("eager", 1e-8);
+  o.optimizer = "adam";
+  CHECK_THROWS_WITH(pln::fit(ve_input(D, false, B, Om), o, {}), Catch::Contains("needs optimizer 'lbfgs'"));
+  auto in = ve_input(D, false, B, Om);
+  in.B0 = {B.data(), D.d, D.p};
+  CHECK_THROWS_WITH(pln::fit(in, ve_options("fused", 1e-8), {}), Catch::Contains("cannot both"));
+  in = ve_input(D, false, B, Om);
+  in.B_fixed.ncol = D.p - 1;
+  CHECK_THROWS_WITH(pln::fit(in, ve_options("fused", 1e-8), {}), Catch::Contains("B_fixed is"));
 }
 
 TEST_CASE("covariates on any scale give the fit of their rescaled version") {
@@ -410,5 +528,25 @@ TEST_CASE("CUDA: every backend matches the CPU", "[cuda]") {
     o.dtype = "float32";
     auto g32 = pln::fit(D.input(true), o, {});
     CHECK(max_rel_diff(g32.objective, cpu.objective) < 1e-4);
+  }
+}
+
+TEST_CASE("CUDA: the VE step matches the CPU, every backend", "[cuda]") {
+  if (!at::hasCUDA()) {
+    WARN("no CUDA device: CUDA tests skipped");
+    return;
+  }
+  const auto D = simulate(300, 9, 7);
+  const auto B = random_matrix(D.d, D.p, 0.3, 1, 8), Om = random_spd(D.p, 9);
+  for (const std::string be : {"eager", "script", "fused"}) {
+    auto o = ve_options(be, 1e-10);
+    auto cpu = pln::fit(ve_input(D, true, B, Om), o, {});
+    o.device = "cuda";
+    auto gpu = pln::fit(ve_input(D, true, B, Om), o, {});
+    INFO(be);
+    CHECK(gpu.status == "converged");
+    CHECK(gpu.objective.back() == Approx(cpu.objective.back()).epsilon(1e-9));
+    // Both stop within tol of the optimum; rounding may move the stop within that precision.
+    CHECK(max_rel_diff(gpu.M.values, cpu.M.values) < 1e-3);
   }
 }

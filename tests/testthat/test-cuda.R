@@ -131,3 +131,35 @@ test_that("SIGINT stops a long CUDA fit within ~2 s and later fits work", {
   }
   expect_true(res$later)
 })
+
+test_that("predict() with responses and predict_cond() on CUDA follow the CPU, every backend", {
+  skip_if_no_cuda()
+  cpu <- oaks_on("cpu", "fused")
+  nd <- oaks[1:20, ]
+  Y <- oaks$Abundance[1:20, ]
+  top <- names(sort(colSums(oaks$Abundance), decreasing = TRUE))[1:10]
+  ref <- predict(cpu, nd, responses = Y)
+  ref_cond <- predict_cond(cpu, nd, Y[, top], var_par = TRUE)
+  for (backend in pln_backends()$backends) {
+    ## the CPU fit's parameters on a CUDA fit object: the VE steps alone are compared (identical to
+    ## 1e-14 across the CPU's backends; on the device rounding may move the stop within its
+    ## precision, ~1e-3 in the flat directions of zero counts)
+    gpu <- oaks_on("cuda", backend)
+    gpu$model_par <- cpu$model_par
+    link <- predict(gpu, nd, responses = Y)
+    expect_identical(dimnames(link), dimnames(ref))
+    expect_lt(max(abs(link - ref)), 1e-3)
+    ## the fitted samples' own counts give back the fit's latent layer on the device too, to the
+    ## precision of the fit (tol 1e-11) and of the VE step (1e-10): 1.4e-3 on the CPU
+    own <- oaks_on("cuda", backend, tol = 1e-11)
+    expect_lt(max(abs(predict(own, oaks, responses = oaks$Abundance) - own$latent)), 3e-3)
+    cond <- predict_cond(gpu, nd, Y[, top], var_par = TRUE)
+    expect_identical(dimnames(cond), dimnames(ref_cond))
+    expect_lt(max(abs(unclass(cond)[, ] - unclass(ref_cond)[, ])), 1e-3)
+    expect_lt(max(abs(attr(cond, "S") - attr(ref_cond, "S"))), 1e-3)
+    ## float32 on the device: the VE step in single precision (0.015 on the CPU)
+    g32 <- oaks_on("cuda", backend, dtype = "float32")
+    g32$model_par <- cpu$model_par
+    expect_lt(max(abs(predict(g32, nd, responses = Y) - ref)), 5e-2)
+  }
+})
