@@ -169,12 +169,14 @@ dense_counts <- function(x, label) {
   limit <- getOption("plntorch.max_memory", Inf)
   if (n * p > .Machine$integer.max || bytes > limit)
     stop_arg(sprintf(paste0("%s is a %.0f x %.0f Matrix: made dense (PLN's engine works on dense ",
-                            "counts) it would take %.1f GB%s; select samples or species first."),
-                     label, n, p, bytes / 1e9,
-                     if (bytes > limit) sprintf(", above options(plntorch.max_memory) = %.1f GB", limit / 1e9)
+                            "counts) it would take %s%s; select samples or species first."),
+                     label, n, p, size_text(bytes),
+                     if (bytes > limit) sprintf(", above options(plntorch.max_memory) = %s", size_text(limit))
                      else ", more than a base R matrix holds"))
   as.matrix(x)
 }
+
+size_text <- function(bytes) format(structure(bytes, class = "object_size"), units = "auto", standard = "SI")
 
 ## PLN() with a response that is a `Matrix` (say sparse): model.frame() cannot hold one, so the
 ## formula's response is replaced by a dense copy, bound in an environment whose parent is the
