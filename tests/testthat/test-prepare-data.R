@@ -26,7 +26,8 @@ reference_args <- list(
   TMM = list(offset = "TMM"))
 
 test_that("every scheme gives PLNmodels' offsets on trichoptera and mollusk", {
-  ref <- utils::read.csv(reference_file("offsets-reference.csv"), stringsAsFactors = FALSE)
+  ref <- utils::read.csv(reference_file("offsets-reference.csv"), stringsAsFactors = FALSE,
+                         colClasses = c(sample = "character"))
   groups <- list(mollusk = function() {
     env <- new.env(); utils::data(list = "mollusk", package = "plntorch", envir = env)
     env$mollusk$site
@@ -168,8 +169,10 @@ test_that("the data frame of prepare_data() fits as PLN()'s data", {
   samples <- data.frame(tree = oaks$tree, row.names = rownames(counts))
   d <- prepare_data(counts, samples)
   expect_equal(d$Offset, rowSums(counts), ignore_attr = TRUE)
-  fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = d[1:40, ], control = PLN_param(maxit = 3, tol = 0))
-  expect_identical(fit$n, 40L)
+  fit <- PLN(Abundance ~ tree + offset(log(Offset)), data = d, subset = 1:80,
+             control = PLN_param(maxit = 3, tol = 0))
+  expect_identical(fit$n, 80L)
+  expect_identical(rownames(fit$responses), rownames(counts)[1:80])
 })
 
 test_that("sparse Matrix counts are taken by compute_offset(), prepare_data() and PLN()", {
