@@ -8,8 +8,9 @@
 ## (the log(Y!) terms cancel in the ratio). PLNmodels fits its null model by glm.fit() stopped at a
 ## relative deviance change of 1e-3 or 10 iterations; here every species' GLM is fitted together by
 ## IRLS to glm()'s own precision (1e-8, at most 25 iterations), so the null model is its maximum and
-## R^2 is a little smaller. Cost: a few passes over n x p arrays and p solves of d x d systems per
-## iteration, a few milliseconds on the validation sets.
+## R^2 is a little smaller. Cost: with an intercept only, the null model is in closed form (one pass
+## over the data); else a few passes over n x p arrays and p solves of d x d systems per IRLS
+## iteration (microcosm, 880 x 259 and 4 covariate columns: 0.3 s of CPU).
 compute_rsquared <- function(latent, dat) {
   Y <- dat$Y; w <- dat$w
   poisson_loglik <- function(L) {
@@ -27,6 +28,12 @@ compute_rsquared <- function(latent, dat) {
 ## fitted by IRLS for all species at once, started as glm() starts (mu = y + 0.1).
 null_model_poisson <- function(Y, X, O, w, tol = 1e-8, maxit = 25L) {
   n <- nrow(Y); p <- ncol(Y); d <- ncol(X)
+  if (d == 1L && all(X == X[1L])) {
+    ## an intercept only: the maximum in closed form, log(sum w y / sum w exp(O)) (-Inf for a
+    ## species absent everywhere, the limit glm() approaches)
+    b <- log(colSums(w * Y) / colSums(w * exp(O)))
+    return(sweep(O, 2L, b, "+"))
+  }
   eta <- log(Y + 0.1)
   deviance <- function(mu) {
     ylog <- Y * log(Y / mu)

@@ -12,7 +12,8 @@
 #    packages): plntorch's, PLNmodels', and plntorch's formula applied to PLNmodels' fit (which
 #    separates the formula from the difference of the fits).
 # With --save: inst/bench/results/offsets-<date>.{csv,md} and the references the tests read,
-# inst/extdata/offsets-reference.csv and inst/extdata/rsquared-reference.csv.
+# inst/extdata/offsets-reference.csv (PLNmodels' offsets of trichoptera's and mollusk's samples,
+# one column per scheme) and inst/extdata/rsquared-reference.csv.
 suppressPackageStartupMessages({
   library(plntorch)
   if (!requireNamespace("PLNmodels", quietly = TRUE))
@@ -76,10 +77,11 @@ for (d in names(counts)) for (s in c(names(schemes), if (!is.null(groups[[d]])) 
     plntorch_value = NA_real_, PLNmodels_value = NA_real_, stringsAsFactors = FALSE)
   cat(sprintf("  %-12s %-24s %-22s max rel diff %-9s %6.2f s / %6.2f s\n", d, s, status,
               format(signif(rel, 2)), a$seconds, b$seconds))
-  if (d %in% c("trichoptera", "mollusk") && finite_b)
-    reference[[length(reference) + 1L]] <- data.frame(
-      data = d, case = s, sample = rownames(Y), offset = sprintf("%.17g", b$value),
-      stringsAsFactors = FALSE)
+  if (d %in% c("trichoptera", "mollusk") && finite_b) {
+    if (is.null(reference[[d]]))
+      reference[[d]] <- data.frame(data = d, sample = rownames(Y), stringsAsFactors = FALSE)
+    reference[[d]][[s]] <- sprintf("%.15g", b$value)
+  }
 }
 
 cat("== prepare_data on PLNmodels' raw tables\n")
@@ -185,8 +187,12 @@ if (save) {
                            "plntorch's formula at PLNmodels' fit"),
                     r2$plntorch_value, r2$PLNmodels_value, fmt(r2$max_rel_diff), r2$status))
   writeLines(md, paste0(base, ".md"))
-  utils::write.csv(do.call(rbind, reference), file.path("inst", "extdata", "offsets-reference.csv"),
-                   row.names = FALSE)
+  ## one row per sample, one column per scheme (empty where a set has no such case)
+  cases <- unique(unlist(lapply(reference, names)))
+  for (d in names(reference)) reference[[d]][setdiff(cases, names(reference[[d]]))] <- NA
+  utils::write.csv(do.call(rbind, lapply(reference, `[`, cases)),
+                   file.path("inst", "extdata", "offsets-reference.csv"), row.names = FALSE,
+                   na = "")
   if (!is.null(r2_reference))
     utils::write.csv(r2_reference, file.path("inst", "extdata", "rsquared-reference.csv"),
                      row.names = FALSE)

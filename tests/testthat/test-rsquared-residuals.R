@@ -11,6 +11,13 @@ test_that("compute_rsquared() is PLNmodels' formula with a converged Poisson GLM
     stats::glm.fit(X, dat$Y[, j], weights = w, offset = O[, j], family = stats::poisson(),
                    control = stats::glm.control(epsilon = 1e-12, maxit = 100))$linear.predictors)
   expect_equal(null_model_poisson(dat$Y, X, O, w), null, tolerance = 1e-7, ignore_attr = TRUE)
+  ## an intercept only: in closed form
+  null1 <- sapply(seq_len(ncol(dat$Y)), function(j)
+    stats::glm.fit(X[, 1, drop = FALSE], dat$Y[, j], weights = w, offset = O[, j],
+                   family = stats::poisson(),
+                   control = stats::glm.control(epsilon = 1e-12, maxit = 100))$linear.predictors)
+  expect_equal(null_model_poisson(dat$Y, X[, 1, drop = FALSE], O, w), null1, tolerance = 1e-9,
+               ignore_attr = TRUE)
   ll <- function(L) { yl <- ifelse(dat$Y == 0, 0, dat$Y * L); sum(w * rowSums(yl - exp(L))) }
   latent <- log(dat$Y + 0.5)
   expect_equal(compute_rsquared(latent, dat),
