@@ -32,24 +32,20 @@ read_table <- function(name, file) {
 }
 counts <- list(oaks = plntorch::oaks$Abundance)
 for (d in c("trichoptera", "barents", "mollusk", "microcosm")) counts[[d]] <- read_table(d, "counts.tsv")
-## Wrench's sample groups, where a data set has a factor: oaks' tree, mollusk's and microcosm's site
+## Wrench's sample groups, `groups` in the calls below: oaks' tree, mollusk's and microcosm's site
 groups <- list(oaks = plntorch::oaks$tree,
                mollusk = utils::read.delim(file.path(validation_dir, "mollusk", "samples.tsv"))$site,
                microcosm = utils::read.delim(file.path(validation_dir, "microcosm", "samples.tsv"))$site)
 
-## The schemes, as (label, arguments) -- the same call in both packages.
-schemes <- list(
-  TSS = list(offset = "TSS"),
-  GMPR = list(offset = "GMPR"),
-  `GMPR, scale = "count"` = list(offset = "GMPR", scale = "count"),
-  RLE = list(offset = "RLE"),
-  `RLE, poscounts` = list(offset = "RLE", type = "poscounts"),
-  `RLE, pseudocounts = 1` = list(offset = "RLE", pseudocounts = 1),
-  CSS = list(offset = "CSS"),
-  `CSS, reference = mean` = list(offset = "CSS", reference = mean),
-  Wrench = list(offset = "Wrench"),
-  `Wrench, simple` = list(offset = "Wrench", type = "simple"),
-  TMM = list(offset = "TMM"))
+## The schemes: the arguments of the same compute_offset() call in both packages, as text (the
+## labels of the results and the columns of the reference file, which the tests evaluate).
+schemes <- c('offset = "TSS"', 'offset = "GMPR"', 'offset = "GMPR", scale = "count"',
+             'offset = "RLE"', 'offset = "RLE", type = "poscounts"',
+             'offset = "RLE", pseudocounts = 1', 'offset = "CSS"', 'offset = "CSS", reference = mean',
+             'offset = "Wrench"', 'offset = "Wrench", type = "simple"',
+             'offset = "Wrench", groups = groups', 'offset = "TMM"')
+scheme_args <- function(s, groups) eval(parse(text = sprintf("list(%s)", s)),
+                                        list(groups = groups), baseenv())
 
 timed <- function(expr) {
   t0 <- proc.time()[["elapsed"]]
@@ -60,9 +56,10 @@ timed <- function(expr) {
 rows <- list()
 reference <- list()
 cat("== offsets\n")
-for (d in names(counts)) for (s in c(names(schemes), if (!is.null(groups[[d]])) "Wrench, groups")) {
+for (d in names(counts)) for (s in schemes) {
+  if (grepl("groups", s) && is.null(groups[[d]])) next
   Y <- counts[[d]]
-  scheme <- if (s == "Wrench, groups") list(offset = "Wrench", groups = groups[[d]]) else schemes[[s]]
+  scheme <- scheme_args(s, groups[[d]])
   a <- timed(do.call(plntorch::compute_offset, c(list(Y), scheme)))
   b <- timed(do.call(PLNmodels::compute_offset, c(list(Y), scheme)))
   err_a <- inherits(a$value, "error"); err_b <- inherits(b$value, "error")
