@@ -64,6 +64,9 @@ test_that("edge cases: zero-heavy and all-zero columns, empty samples, single sa
     expect_equal(suppressWarnings(compute_offset(Y0, s)), suppressWarnings(compute_offset(Y, s)),
                  label = s)
   expect_equal(compute_offset(Y0, "RLE", type = "poscounts"), compute_offset(Y, "RLE", type = "poscounts"))
+  oaks0 <- cbind(oaks$Abundance, absent = 0)  # RLE "ratio" is defined on oaks (a few species everywhere)
+  expect_equal(compute_offset(oaks0, "RLE"), compute_offset(oaks$Abundance, "RLE"))
+  expect_true(all(is.finite(compute_offset(oaks0, "RLE"))))
   ## no species in every sample: RLE "ratio" stops, poscounts works
   expect_error(compute_offset(validation_counts("barents"), "RLE"),
                "offset \"RLE\" is undefined.*type = \"poscounts\"")
