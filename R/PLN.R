@@ -102,8 +102,8 @@
 #'
 #' *Fine*: integer counts, numeric data frames and `Matrix` objects (sparse
 #' or dense, made dense: the engine works on dense tensors) given to
-#' [PLNtorch]; in a formula the response must be a base R matrix (use
-#' `as.matrix()` on a sparse one); samples (rows) whose counts are all zero;
+#' [PLNtorch] or as the response of `formula` (made dense after a size check;
+#' [prepare_data()] builds a data frame from a count table); samples (rows) whose counts are all zero;
 #' a single species; a single sample; more species than samples (n < p).
 #'
 #' @section Convergence:
@@ -172,6 +172,10 @@
 #' * `latent` (Z = O + M), `latent_pos` (M - X B: the latent positions
 #'   without the covariates' effects and offsets) and `fitted`
 #'   (exp(Z + S2 / 2)), n x p;
+#' * `responses`: the counts Y, n x p (for [residuals.PLNfit_torch()]);
+#' * `R_squared`: PLNmodels' approximate R^2, the fit's Poisson log-likelihood
+#'   at Z between those of the null model (a Poisson GLM per species, same
+#'   covariates and offsets, no latent layer: 0) and the saturated one (1);
 #' * `loglik`, `loglik_vec` (per sample, unweighted), `nb_param`, `BIC`, `ICL`,
 #'   `entropy` and `criteria` (a one-row data frame of these);
 #' * `optim_par`: `steps`, `objective` (the ELBO trace: for `"lbfgs"` at
@@ -214,7 +218,7 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
   ## does, so `subset` and `weights` are evaluated within `data`.
   mf <- call[c(1L, match(c("formula", "data", "subset", "weights"), names(call), 0L))]
   mf[[1L]] <- quote(stats::model.frame)
-  mf$formula <- formula
+  mf$formula <- dense_response(formula, if (missing(data)) NULL else data) # a Matrix made dense
   mf$drop.unused.levels <- TRUE
   mf$na.action <- quote(stats::na.pass) # NA is reported by check_pln_data(), not dropped
   check_formula_vars(formula, if (missing(data)) NULL else data)
@@ -355,6 +359,7 @@ new_PLNfit_torch <- function(res, dat, ...) {
       list(sigma2 = res$cov_par[["sigma2"]], rho = res$cov_par[["rho"]]),
     var_par = list(M = M_full, S2 = S2, S = abs(res$S)), # J depends on S^2 only
     latent = latent, latent_pos = M, fitted = fitted,
+    responses = `dimnames<-`(dat$Y, dimnames(M)), R_squared = compute_rsquared(latent, dat),
     loglik = loglik, loglik_vec = res$loglik_vec, nb_param = nb_param,
     BIC = BIC, ICL = ICL, entropy = entropy,
     criteria = data.frame(nb_param = nb_param, loglik = loglik, BIC = BIC, ICL = ICL),

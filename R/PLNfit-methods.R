@@ -8,7 +8,8 @@
 #' * `coef()`: the d x p matrix B of regression coefficients (covariates in rows,
 #'   species in columns);
 #' * `sigma()`: the p x p covariance matrix Sigma of the latent layer;
-#' * `fitted()`: the n x p matrix of fitted counts exp(O + X B + M + S2 / 2);
+#' * `fitted()`: the n x p matrix of fitted counts exp(O + X B + M + S2 / 2),
+#'   PLNmodels' `fitted()` (see also [residuals.PLNfit_torch()]);
 #' * `logLik()`: the variational log-likelihood, of class `"logLik"` with
 #'   `df = nb_param` and `nobs = n` (so `stats::AIC()` and `stats::BIC()`
 #'   work on a fit, see "Information criteria");
