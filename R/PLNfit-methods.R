@@ -14,9 +14,8 @@
 #' * `nobs()`: the number of samples n;
 #' * `print()`: `x`, invisibly.
 #'
-#' There is no `vcov()` method: the variational approximation has no honest
-#' standard errors for B to offer (its Fisher information ignores the
-#' uncertainty of the latent layer and understates the variance).
+#' For the uncertainty of B see [standard_error()], [vcov.PLNfit_torch()] and
+#' [summary.PLNfit_torch()].
 #' @name PLNfit_torch-methods
 #' @importFrom stats coef fitted logLik nobs predict sigma
 #' @examples
