@@ -38,6 +38,15 @@
 #'   pd x pd bread; PLNmodels' code also forms n pd x pd Kronecker products and
 #'   the pd x pd meat, which this one never forms (the variances are the
 #'   squared norms of the rows of H^-1 G', G the n x pd scores).
+#'
+#'   A species absent from every sample of a level of a factor has no finite
+#'   coefficient for it (see [PLN()], "Convergence"): the fit drifts towards
+#'   -Inf, the fitted counts there vanish, and with them the sandwich's bread
+#'   and meat, which would then report a small variance (PLNmodels' code
+#'   reports numbers of any sign there). Such coefficients (those loading on a
+#'   direction of the species' coefficients that no positive count sees and
+#'   whose information is near zero) get the sandwich standard error `NA`, with
+#'   a warning; the others are computed without them.
 #' @return A matrix of standard errors of the shape of B (d x p, with the
 #'   dimnames of `coef(object)`), or of Omega (p x p).
 #' @seealso [vcov.PLNfit_torch()] for the covariance matrices, [summary.PLNfit_torch()]

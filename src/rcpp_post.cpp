@@ -112,6 +112,39 @@ Rcpp::List post_sandwich_B(SEXP Y_, SEXP X_, SEXP A_, SEXP S_, SEXP Sigma_, SEXP
         if (c != 0.0) H_km[static_cast<size_t>(b)].noalias() += c * P;
       }
   }
+  // Separation: a species absent from every sample where x_i' v != 0, for some direction v of
+  // its coefficients (a level of a factor), has no finite optimum along v; the fit drifts there
+  // until A ~ 0 (see ?PLN, "Convergence"), where the sandwich's meat (y - A ~ 0) vanishes with
+  // its bread and would report a small variance. Such a direction has a generalised eigenvalue
+  // of its information block against its noise-free bound Omega_jj X' W X near 0 and no positive
+  // count on its support: the coefficients loading on it get the variance NA.
+  std::vector<bool> na(static_cast<size_t>(pd), false);
+  {
+    const MatrixXd XtWX = X.transpose() * (X.array().colwise() * w.array()).matrix();
+    const VectorXd xscale = XtWX.diagonal().cwiseSqrt();
+    MatrixXd Hj(d, d);
+    for (Index j = 0; j < p; ++j) {
+      Index bb = 0;
+      for (Index k = 0; k < d; ++k)
+        for (Index m = k; m < d; ++m, ++bb) Hj(k, m) = Hj(m, k) = H_km[static_cast<size_t>(bb)](j, j);
+      Eigen::GeneralizedSelfAdjointEigenSolver<MatrixXd> ges(Hj, diag_Omega[j] * XtWX);
+      if (ges.info() != Eigen::Success) continue;
+      for (Index e = 0; e < d && ges.eigenvalues()[e] < 1e-2; ++e) {
+        const VectorXd v = ges.eigenvectors().col(e);
+        const VectorXd xv = X * v;
+        double on_counts = 0.0, all = 0.0;
+        for (Index i = 0; i < n; ++i) {
+          all += w[i] * std::abs(xv[i]);
+          if (Y(i, j) > 0) on_counts += w[i] * std::abs(xv[i]);
+        }
+        if (!(on_counts <= 1e-6 * all)) continue;
+        const VectorXd u = v.cwiseProduct(xscale);
+        const double un = u.squaredNorm();
+        for (Index k = 0; k < d; ++k)
+          if (u[k] * u[k] > 1e-6 * un) na[static_cast<size_t>(j * d + k)] = true;
+      }
+    }
+  }
   MatrixXd H(pd, pd);
   Index b = 0;
   for (Index k = 0; k < d; ++k)
@@ -137,15 +170,20 @@ Rcpp::List post_sandwich_B(SEXP Y_, SEXP X_, SEXP A_, SEXP S_, SEXP Sigma_, SEXP
   for (Index q = 0; q < pd; ++q) scale[q] = h[q] > 1e-300 * hmax ? 1.0 / std::sqrt(h[q]) : 0.0;
   H = scale.asDiagonal() * H * scale.asDiagonal();
   for (Index q = 0; q < pd; ++q)
-    if (scale[q] == 0.0) H(q, q) = 1.0;  // no information at all: decoupled, set NA below
+    if (scale[q] == 0.0) na[static_cast<size_t>(q)] = true;
+  for (Index q = 0; q < pd; ++q)  // NA coefficients are decoupled from the others
+    if (na[static_cast<size_t>(q)]) {
+      H.row(q).setZero();
+      H.col(q).setZero();
+      H(q, q) = 1.0;
+    }
   MatrixXd Gt(pd, n);  // Gs' = scale * G'
   for (Index i = 0; i < n; ++i)
     for (Index j = 0; j < p; ++j) {
       const double r = w[i] * (Y(i, j) - A(i, j));
-      for (Index k = 0; k < d; ++k) Gt(j * d + k, i) = scale[j * d + k] * r * X(i, k);
+      for (Index k = 0; k < d; ++k)
+        Gt(j * d + k, i) = na[static_cast<size_t>(j * d + k)] ? 0.0 : scale[j * d + k] * r * X(i, k);
     }
-  std::vector<bool> na(static_cast<size_t>(pd), false);
-  for (Index q = 0; q < pd; ++q) na[static_cast<size_t>(q)] = scale[q] == 0.0;
   Eigen::LLT<MatrixXd> llt(H);
   bool chol_ok = llt.info() == Eigen::Success;
   if (chol_ok) {
