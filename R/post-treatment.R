@@ -106,7 +106,8 @@ variance_sandwich <- function(fit, full = NULL) {
   pd <- fit$p * fit$d
   if (is.null(full)) full <- pd <= 1000L
   check_sandwich_size(pd, fit$n)
-  Sigma <- fit$model_par$Sigma
+  ## the model's Sigma: with a fixed Omega, its inverse (as PLNmodels' sandwich takes it)
+  Sigma <- if (identical(fit$vcov_model, "fixed")) solve(fit$model_par$Omega) else fit$model_par$Sigma
   res <- tryCatch(
     post_sandwich_B(dat$Y, dat$X, as_double_matrix(fit$fitted), as_double_matrix(fit$var_par$S),
                     as_double_matrix(Sigma), as.double(diag(fit$model_par$Omega)), dat$w, full),

@@ -185,3 +185,22 @@ test_that("plot_coefficients() draws estimates +- qnorm SE and checks its argume
   expect_error(plot_coefficients(fit, level = 1), "`level` must be below 1")
   expect_error(plot_coefficients(list()), "`fit` must be a fit")
 })
+
+test_that("every covariance structure has sandwich and variational standard errors", {
+  set.seed(4)
+  sim <- simulate_pln(50, B = rbind(c(1, 0.5, 0), c(0.3, -0.2, 0.1)), Sigma = 0.3 * diag(3))
+  df <- data.frame(x = sim$X[, 2]); df$Y <- sim$Y
+  for (cv in c("diagonal", "spherical", "fixed", "genpop")) {
+    ctrl <- switch(cv, fixed = PLN_param(covariance = cv, Omega = diag(3) / 0.3),
+                   genpop = PLN_param(covariance = cv, C = 0.5^abs(outer(1:3, 1:3, "-"))),
+                   PLN_param(covariance = cv))
+    fit <- PLN(Y ~ x, data = df, control = ctrl)
+    se <- standard_error(fit)
+    expect_true(all(is.finite(se) & se > 0), info = cv)
+    expect_identical(dimnames(se), dimnames(coef(fit)))
+    expect_true(all(standard_error(fit, "variational") > 0), info = cv)
+  }
+  ## with a fixed Omega, the sandwich takes Sigma = Omega^-1 (as PLNmodels) and Omega has no SE
+  fit$vcov_model <- "fixed"
+  expect_error(standard_error(fit, "variational", "Omega"), "Omega is given")
+})
