@@ -18,7 +18,7 @@ check_config_post <- function(x, arg = "config_post") {
                      paste(names(.config_post_defaults), collapse = ", ")))
   if (anyDuplicated(nms))
     stop_arg(sprintf("`%s` gives `%s` more than once.", arg, nms[duplicated(nms)][1L]))
-  unknown <- setdiff(nms, c(names(.config_post_defaults), "trace"))
+  unknown <- setdiff(nms, names(.config_post_defaults))
   if (length(unknown))
     stop_arg(sprintf("`%s` has unknown element(s) %s; known: %s.", arg, name_list(unknown),
                      paste(names(.config_post_defaults), collapse = ", ")))
@@ -27,7 +27,6 @@ check_config_post <- function(x, arg = "config_post") {
     v <- x[[nm]]
     out[[nm]] <- switch(nm,
       bootstrap = check_count(v, sprintf("%s$bootstrap", arg), lower = 0L),
-      trace = check_trace(v, sprintf("%s$trace", arg)),
       {
         if (!is.logical(v) || length(v) != 1L || is.na(v))
           stop_arg(sprintf("`%s$%s` must be TRUE or FALSE; got %s.", arg, nm, describe_value(v)))
@@ -130,13 +129,13 @@ variance_sandwich <- function(fit, full = NULL) {
 ## The sandwich holds a pd x pd matrix (and its Cholesky factor): refuse sizes that would
 ## exhaust memory, naming them.
 check_sandwich_size <- function(pd, n) {
-  bytes <- 8 * (2 * as.double(pd)^2 + 2 * as.double(pd) * n)
+  bytes <- 8 * (3 * as.double(pd)^2 + 2 * as.double(pd) * n)
   max_bytes <- getOption("plntorch.max_memory", 8e9)
   if (is.finite(max_bytes) && bytes > max_bytes)
     stop_arg(sprintf(paste0(
-      "the sandwich variance of B needs %.1f GB (two %d x %d matrices, p d = %d coefficients), ",
-      "more than options(plntorch.max_memory) = %.1f GB allows: use type = \"variational\" or ",
-      "fewer species."), bytes / 1e9, pd, pd, pd, max_bytes / 1e9))
+      "the sandwich variance of B needs up to %.1f GB (%d x %d matrices, p d = %d coefficients), ",
+      "more than the limit of %.1f GB (options(plntorch.max_memory), default 8 GB here): use ",
+      "type = \"variational\" or fewer species."), bytes / 1e9, pd, pd, pd, max_bytes / 1e9))
 }
 
 ## Jackknife: n refits, each without one sample, started from the full fit (its B, and its

@@ -19,8 +19,11 @@
 #   Rscript inst/bench/toolbox-uncertainty.R --only trichoptera,oaks
 #   Rscript inst/bench/toolbox-uncertainty.R --save          also write
 #       inst/bench/results/uncertainty-<date>.{csv,md} and inst/extdata/uncertainty-reference.csv
-#       (PLNmodels' standard errors on trichoptera, barents and oaks ~ 1, read by
-#       tests/testthat/test-uncertainty-reference.R)
+#       (PLNmodels' standard errors on trichoptera, barents and oaks ~ 1) and
+#       inst/extdata/uncertainty-plnmodels-fit.rds (PLNmodels' fit of trichoptera ~ Wind +
+#       Temperature: A, S2, Sigma, Omega, B and its standard errors, so that the tests evaluate
+#       plntorch's estimators at PLNmodels' own point); both read by
+#       tests/testthat/test-uncertainty-reference.R
 suppressPackageStartupMessages(library(plntorch))
 
 args <- commandArgs(trailingOnly = TRUE)
@@ -67,7 +70,9 @@ elapsed <- function(expr, repeat_until = 0.5) {
 }
 rel_diff <- function(a, b) abs(a - b) / abs(b)
 
-rows <- list(); reference <- list()
+## PLNmodels' fit kept whole for the tests' matched comparison (a few thousand numbers)
+state_case <- "trichoptera ~ Wind + Temperature"
+rows <- list(); reference <- list(); state <- NULL
 for (k in seq_len(nrow(ref))) {
   case <- ref[k, ]
   label <- paste(case$data, "~", case$rhs)
@@ -112,6 +117,13 @@ for (k in seq_len(nrow(ref))) {
     X, as.matrix(pf$fitted), rep(1, nrow(Y)))$var)
 
   B_ours <- coef(fit); B_theirs <- as.matrix(pf$model_par$B)
+  if (label == state_case)
+    state <- list(data = case$data, rhs = case$rhs, A = unname(as.matrix(pf$fitted)),
+                  S2 = unname(as.matrix(pf$var_par$S2)), Sigma = unname(as.matrix(pf$model_par$Sigma)),
+                  Omega = unname(as.matrix(pf$model_par$Omega)), B = B_theirs,
+                  se_variational = as.matrix(theirs$variational$value),
+                  se_sandwich = as.matrix(theirs$sandwich$value),
+                  source = paste("PLNmodels", plnm_version, format(Sys.Date())))
   for (type in names(ours)) {
     a <- as.vector(ours[[type]]$value); b <- as.vector(as.matrix(theirs[[type]]$value))
     ok <- is.finite(a) & is.finite(b) & b > 0
@@ -163,6 +175,8 @@ if (save) {
   stem <- file.path("inst", "bench", "results", sprintf("uncertainty-%s", format(Sys.Date())))
   utils::write.csv(res, paste0(stem, ".csv"), row.names = FALSE)
   writeLines(md, paste0(stem, ".md"))
+  if (!is.null(state))
+    saveRDS(state, file.path("inst", "extdata", "uncertainty-plnmodels-fit.rds"), version = 2)
   if (length(reference))
     utils::write.csv(do.call(rbind, reference), file.path("inst", "extdata", "uncertainty-reference.csv"),
                      row.names = FALSE)

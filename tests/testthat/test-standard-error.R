@@ -204,3 +204,11 @@ test_that("every covariance structure has sandwich and variational standard erro
   fit$vcov_model <- "fixed"
   expect_error(standard_error(fit, "variational", "Omega"), "Omega is given")
 })
+
+test_that("a sandwich too large for the memory limit is an error naming its size", {
+  fit <- small_fit()
+  old <- options(plntorch.max_memory = 100)
+  on.exit(options(old))
+  expect_error(standard_error(fit), "needs up to .* GB \\(8 x 8 matrices")
+  expect_error(vcov(fit), "use standard_error\\(\\)")
+})
