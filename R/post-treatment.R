@@ -116,9 +116,9 @@ variance_sandwich <- function(fit, full = NULL) {
   if (anyNA(res$var)) {
     k <- which(is.na(res$var), arr.ind = TRUE)
     warning(sprintf(paste0(
-      "%d coefficient(s) of B have no information in the sandwich (e.g. %s for %s: a species ",
-      "absent from every sample of a level drifts to -Inf, see ?PLN, \"Convergence\"): ",
-      "their standard errors are NA."), nrow(k), rownames(res$var)[k[1L, 1L]],
+      "%d coefficient(s) of B have no finite estimate (e.g. %s for %s: a species absent from ",
+      "every sample of a level, whose coefficient drifts towards -Inf; see ?PLN, ",
+      "\"Convergence\"): their sandwich standard errors are NA."), nrow(k), rownames(res$var)[k[1L, 1L]],
       colnames(res$var)[k[1L, 2L]]), call. = FALSE)
   }
   if (full) dimnames(res$vcov) <- rep(list(vec_names(fit$model_par$B)), 2L)
