@@ -57,12 +57,11 @@
 #' standard_error(fit)[, 1:4]
 #' standard_error(fit, type = "variational")[, 1:4]
 #' standard_error(fit, parameter = "Omega", type = "variational")[1:3, 1:3]
-#' ## the jackknife refits n = 116 times (about 5 s on one core)
-#' \donttest{
-#' fit_jk <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks,
+#' ## the jackknife refits the model once per sample (trichoptera: 49 samples)
+#' fit_jk <- PLN(Abundance ~ 1 + offset(log(Offset)), data = trichoptera,
 #'               control = PLN_param(config_post = list(jackknife = TRUE)))
 #' standard_error(fit_jk, type = "jackknife")[, 1:4]
-#' }
+#' fit_jk$uncertainty$jackknife$seconds
 standard_error <- function(object, type = c("sandwich", "variational", "jackknife", "bootstrap"),
                            parameter = c("B", "Omega"), ...) {
   UseMethod("standard_error", object)
