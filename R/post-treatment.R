@@ -68,7 +68,7 @@ store_variance <- function(fit, type, res) {
 }
 
 ## The data the post-treatments need, stored in the fit by PLN().
-post_data <- function(fit, what) {
+post_data <- function(fit) {
   if (is.null(fit$responses) || is.null(fit$covariates))
     stop_arg("this fit holds no data (`responses`, `covariates`): refit it with PLN().")
   w <- fit$weights
