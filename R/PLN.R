@@ -186,7 +186,13 @@
 #'   `"lbfgs"`, the relative gain its next step predicted), `seconds` (wall
 #'   time of the optimisation loop),
 #'   `setup_seconds` (data transfer, start, compilation), `threads`;
-#' * `call`, `formula`, `terms`, `xlevels`, `contrasts`, `weights`.
+#' * `call`, `formula`, `terms`, `xlevels`, `contrasts`, `weights`;
+#' * `responses`, `covariates`: the counts Y and the model matrix X (unnamed),
+#'   for the standard errors computed on demand ([standard_error()]);
+#' * `uncertainty`: the post-treatments asked for by `PLN_param(config_post = )`
+#'   (see [standard_error()]), one list per type with `var_B` (d x p),
+#'   `vcov_B`, `var_Omega`, `seconds` and, for the jackknife, `bias_B` and
+#'   `bias_Omega`.
 #'
 #' Row and column names come from the data: samples, species (columns of the
 #' response) and covariates (columns of the model matrix).
@@ -260,12 +266,14 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
   if (is.list(control$init)) control$init <- residual_start(control$init, dat)
   fit_engine <- fit_pln_engine(dat, control)
   warn_not_converged(fit_engine)
-  new_PLNfit_torch(fit_engine, dat,
-                   call = call, formula = formula,
-                   terms = terms,
-                   xlevels = stats::.getXlevels(terms, frame),
-                   contrasts = attr(X, "contrasts"),
-                   weights = stats::model.weights(frame))
+  fit <- new_PLNfit_torch(fit_engine, dat,
+                          call = call, formula = formula,
+                          terms = terms,
+                          xlevels = stats::.getXlevels(terms, frame),
+                          contrasts = attr(X, "contrasts"),
+                          weights = stats::model.weights(frame),
+                          responses = dat$Y, covariates = dat$X)
+  post_treatment(fit, dat, control)
 }
 
 ## PLN()'s `init$M` is, as its fit's `var_par$M`, the whole variational mean (X B included); the

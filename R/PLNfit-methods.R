@@ -30,9 +30,8 @@
 #' Both rank models the same way. The variational log-likelihood is a lower
 #' bound of the log-likelihood, so these criteria are approximations too.
 #'
-#' There is no `vcov()` method: the variational approximation has no honest
-#' standard errors for B to offer (its Fisher information ignores the
-#' uncertainty of the latent layer and understates the variance).
+#' For the uncertainty of B see [standard_error()], [vcov.PLNfit_torch()] and
+#' [summary.PLNfit_torch()].
 #' @name PLNfit_torch-methods
 #' @importFrom stats coef fitted logLik nobs predict sigma
 #' @examples

@@ -13,3 +13,15 @@ pln_backends_engine <- function() {
     .Call(`_plntorch_pln_backends_engine`)
 }
 
+post_variational_B <- function(X_, A_, w_) {
+    .Call(`_plntorch_post_variational_B`, X_, A_, w_)
+}
+
+post_sandwich_B <- function(Y_, X_, A_, S_, Sigma_, diag_Omega_, w_, full) {
+    .Call(`_plntorch_post_sandwich_B`, Y_, X_, A_, S_, Sigma_, diag_Omega_, w_, full)
+}
+
+post_resample_moments <- function(Bs_, d, scale) {
+    .Call(`_plntorch_post_resample_moments`, Bs_, d, scale)
+}
+

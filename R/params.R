@@ -94,6 +94,12 @@
 #' @param C for `covariance = "genpop"` only, and then required: a p x p
 #'   correlation matrix (ones on the diagonal), e.g. a genetic relationship
 #'   matrix; `Sigma = sigma2 (rho C + (1 - rho) I)`.
+#' @param config_post the post-treatments run after the fit, as PLNmodels names
+#'   them: a list with some of `variational_var` (default `FALSE`),
+#'   `sandwich_var` (`FALSE`), `jackknife` (`FALSE`), `bootstrap` (`0`, the
+#'   number of bootstrap refits) and `rsquared` (`TRUE`, accepted for
+#'   PLNmodels' code; no post-treatment of this package reads it); see
+#'   [standard_error()].
 #'
 #' @return A list of class `"PLN_param_torch"` holding the checked values (the
 #'   `NULL`s are resolved when fitting).
@@ -108,7 +114,7 @@ PLN_param <- function(backend = NULL, device = "cpu", dtype = NULL,
                       optimizer = "lbfgs", lr = NULL, maxit = 10000,
                       tol = NULL, init = "lm", check_every = NULL,
                       num_threads = NULL, trace = 0, covariance = "full", Omega = NULL,
-                      C = NULL) {
+                      C = NULL, config_post = list()) {
   covariance <- check_choice(covariance, "covariance", .pln_choices$covariance)
   ctrl <- list(
     backend     = check_choice(backend, "backend", .pln_choices$backend, null_ok = TRUE),
@@ -124,14 +130,16 @@ PLN_param <- function(backend = NULL, device = "cpu", dtype = NULL,
     trace       = check_trace(trace),
     covariance  = covariance,
     Omega       = check_structure_matrix(Omega, "Omega", covariance == "fixed", "fixed"),
-    C           = check_structure_matrix(C, "C", covariance == "genpop", "genpop")
+    C           = check_structure_matrix(C, "C", covariance == "genpop", "genpop"),
+    config_post = check_config_post(config_post)
   )
   structure(ctrl, class = "PLN_param_torch")
 }
 
 #' @export
 print.PLN_param_torch <- function(x, ...) {
-  show <- function(v) if (is.null(v)) "(auto)" else if (is.list(v)) "(given matrices)" else
+  show <- function(v) if (is.null(v)) "(auto)" else if (is_config_post(v)) format_config_post(v) else
+    if (is.list(v)) "(given matrices)" else
     if (is.matrix(v)) sprintf("(%d x %d matrix)", nrow(v), ncol(v)) else format(v)
   cat("PLN control parameters (plntorch)\n")
   for (nm in names(x)) cat(sprintf("  %-12s %s\n", nm, show(x[[nm]])))

@@ -6,7 +6,7 @@
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-PKGS="libtorch-dev r-base-dev r-cran-rcpp r-cran-r6 r-cran-knitr r-cran-rmarkdown r-cran-roxygen2
+PKGS="libtorch-dev r-base-dev r-cran-rcpp r-cran-rcppeigen r-cran-r6 r-cran-knitr r-cran-rmarkdown r-cran-roxygen2
   r-cran-testthat r-cran-callr r-cran-matrix catch2 cmake make g++ pandoc qpdf libopenblas0-pthread"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done

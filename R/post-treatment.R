@@ -1,0 +1,223 @@
+## Post-treatments of a PLN fit (PLNmodels' `config_post`): variances of B and Omega by the
+## variational information, the sandwich estimator, the jackknife and the bootstrap. The dense
+## algebra runs in src/rcpp_post.cpp (Eigen); the refits run on the engine (fit_pln_engine()).
+
+.config_post_defaults <- list(jackknife = FALSE, bootstrap = 0L, rsquared = TRUE,
+                              variational_var = FALSE, sandwich_var = FALSE)
+
+## PLN_param(config_post = ): a named list of some of PLNmodels' entries, merged into its defaults.
+check_config_post <- function(x, arg = "config_post") {
+  if (is_config_post(x)) return(x)
+  if (is.null(x)) x <- list()
+  if (!is.list(x) || is.object(x))
+    stop_arg(sprintf("`%s` must be a named list such as list(sandwich_var = TRUE); got %s.",
+                     arg, describe_value(x)))
+  nms <- names(x)
+  if (length(x) && (is.null(nms) || any(is.na(nms) | nms == "")))
+    stop_arg(sprintf("`%s` must be a named list: name each element among %s.", arg,
+                     paste(names(.config_post_defaults), collapse = ", ")))
+  if (anyDuplicated(nms))
+    stop_arg(sprintf("`%s` gives `%s` more than once.", arg, nms[duplicated(nms)][1L]))
+  unknown <- setdiff(nms, names(.config_post_defaults))
+  if (length(unknown))
+    stop_arg(sprintf("`%s` has unknown element(s) %s; known: %s.", arg, name_list(unknown),
+                     paste(names(.config_post_defaults), collapse = ", ")))
+  out <- .config_post_defaults
+  for (nm in nms) {
+    v <- x[[nm]]
+    out[[nm]] <- switch(nm,
+      bootstrap = check_count(v, sprintf("%s$bootstrap", arg), lower = 0L),
+      {
+        if (!is.logical(v) || length(v) != 1L || is.na(v))
+          stop_arg(sprintf("`%s$%s` must be TRUE or FALSE; got %s.", arg, nm, describe_value(v)))
+        v
+      })
+  }
+  if (identical(out$bootstrap, 1L))
+    stop_arg(sprintf("`%s$bootstrap` must be 0 (none) or at least 2 refits; got 1.", arg))
+  structure(out, class = "pln_config_post")
+}
+
+is_config_post <- function(x) inherits(x, "pln_config_post")
+
+format_config_post <- function(x) {
+  on <- c(if (x$variational_var) "variational_var", if (x$sandwich_var) "sandwich_var",
+          if (x$jackknife) "jackknife", if (x$bootstrap > 0L) sprintf("bootstrap = %d", x$bootstrap))
+  if (length(on)) paste(on, collapse = ", ") else "(none)"
+}
+
+## Runs the post-treatments asked for in `control$config_post` and stores them in the fit.
+## `dat`: the checked data of the fit (check_pln_data()); `control`: its PLN_param().
+post_treatment <- function(fit, dat, control) {
+  cfg <- control$config_post
+  if (is.null(cfg)) cfg <- check_config_post(list())
+  if (cfg$variational_var) fit <- store_variance(fit, "variational", variance_variational(fit))
+  if (cfg$sandwich_var) fit <- store_variance(fit, "sandwich", variance_sandwich(fit))
+  if (cfg$jackknife) fit <- store_variance(fit, "jackknife", variance_jackknife(fit, dat, control))
+  if (cfg$bootstrap > 0L)
+    fit <- store_variance(fit, "bootstrap", variance_bootstrap(fit, dat, control, cfg$bootstrap))
+  fit
+}
+
+## fit$uncertainty$<type>: list(var_B (d x p), vcov_B (d x d x p blocks or a pd x pd matrix),
+## var_Omega (p x p or NULL), bias_B, bias_Omega (jackknife), seconds, ...)
+store_variance <- function(fit, type, res) {
+  if (is.null(fit$uncertainty)) fit$uncertainty <- list()
+  fit$uncertainty[[type]] <- res
+  fit
+}
+
+## The data the post-treatments need, stored in the fit by PLN().
+post_data <- function(fit) {
+  if (is.null(fit$responses) || is.null(fit$covariates))
+    stop_arg("this fit holds no data (`responses`, `covariates`): refit it with PLN().")
+  w <- fit$weights
+  if (is.null(w)) w <- rep(1, fit$n)
+  list(Y = fit$responses, X = fit$covariates, w = as.double(w))
+}
+
+## Variational variance: per species the inverse of X' diag(w A_j) X, the curvature of the
+## ELBO in B[, j] with the variational parameters held fixed (it ignores their uncertainty, and
+## understates the variance); of Omega, PLNmodels' 2 Omega_jj Omega_kk / n (Wishart-like).
+variance_variational <- function(fit) {
+  t0 <- proc.time()[["elapsed"]]
+  dat <- post_data(fit)
+  res <- post_variational_B(dat$X, as_double_matrix(fit$fitted), dat$w)
+  if (!all(res$ok))
+    warning(sprintf("the variational information of %d species is not positive definite (e.g. %s): their standard errors are NA.",
+                    sum(!res$ok), colnames(fit$model_par$B)[!res$ok][1L]), call. = FALSE)
+  dimnames(res$var) <- dimnames(fit$model_par$B)
+  Omega <- fit$model_par$Omega
+  var_Omega <- if (!identical(fit$vcov_model, "fixed")) {
+    v <- 2 * outer(diag(Omega), diag(Omega)) / sum(dat$w)
+    dimnames(v) <- dimnames(Omega)
+    v
+  }
+  list(var_B = res$var, vcov_B = name_blocks(res$blocks, fit$model_par$B),
+       var_Omega = var_Omega, seconds = proc.time()[["elapsed"]] - t0)
+}
+
+## Sandwich variance of B (PLNmodels' estimator, see src/rcpp_post.cpp); `full`: also the
+## pd x pd covariance.
+variance_sandwich <- function(fit, full = NULL) {
+  t0 <- proc.time()[["elapsed"]]
+  dat <- post_data(fit)
+  pd <- fit$p * fit$d
+  if (is.null(full)) full <- pd <= 1000L
+  check_sandwich_size(pd, fit$n)
+  ## the model's Sigma: with a fixed Omega, its inverse (as PLNmodels' sandwich takes it)
+  Sigma <- if (identical(fit$vcov_model, "fixed")) solve(fit$model_par$Omega) else fit$model_par$Sigma
+  res <- tryCatch(
+    post_sandwich_B(dat$Y, dat$X, as_double_matrix(fit$fitted), as_double_matrix(fit$var_par$S),
+                    as_double_matrix(Sigma), as.double(diag(fit$model_par$Omega)), dat$w, full),
+    error = function(e) stop_arg("the sandwich variance of B could not be computed: ",
+                                 conditionMessage(e), "."))
+  dimnames(res$var) <- dimnames(fit$model_par$B)
+  if (anyNA(res$var)) {
+    k <- which(is.na(res$var), arr.ind = TRUE)
+    warning(sprintf(paste0(
+      "%d coefficient(s) of B have no finite estimate (e.g. %s for %s: a species absent from ",
+      "every sample of a level, whose coefficient drifts towards -Inf; see ?PLN, ",
+      "\"Convergence\"): their sandwich standard errors are NA."), nrow(k), rownames(res$var)[k[1L, 1L]],
+      colnames(res$var)[k[1L, 2L]]), call. = FALSE)
+  }
+  if (full) dimnames(res$vcov) <- rep(list(vec_names(fit$model_par$B)), 2L)
+  list(var_B = res$var, vcov_B = res$vcov, var_Omega = NULL,
+       seconds = proc.time()[["elapsed"]] - t0)
+}
+
+## The sandwich holds a pd x pd matrix (and its Cholesky factor): refuse sizes that would
+## exhaust memory, naming them.
+check_sandwich_size <- function(pd, n) {
+  bytes <- 8 * (3 * as.double(pd)^2 + 2 * as.double(pd) * n)
+  max_bytes <- getOption("plntorch.max_memory", 8e9)
+  if (is.finite(max_bytes) && bytes > max_bytes)
+    stop_arg(sprintf(paste0(
+      "the sandwich variance of B needs up to %.1f GB (%d x %d matrices, p d = %d coefficients), ",
+      "more than the limit of %.1f GB (options(plntorch.max_memory), default 8 GB here): use ",
+      "type = \"variational\" or fewer species."), bytes / 1e9, pd, pd, pd, max_bytes / 1e9))
+}
+
+## Jackknife: n refits, each without one sample, started from the full fit (its B, and its
+## variational parameters without that row). Variance (n - 1) / n sum_i (B_(i) - mean)^2 and bias
+## (n - 1) (mean - B), as PLNmodels; of Omega likewise.
+variance_jackknife <- function(fit, dat, control) {
+  n <- nrow(dat$Y)
+  if (n < 3L) stop_arg("the jackknife needs at least 3 samples; the fit has ", n, ".")
+  res <- refit_resamples(fit, dat, control, lapply(seq_len(n), function(i) {
+    rows <- seq_len(n)[-i]
+    list(rows = rows, w = dat$w[rows])
+  }), scale = (n - 1) / n, what = "jackknife")
+  res$bias_B <- (n - 1) * (res$mean_B - fit$model_par$B)
+  res$bias_Omega <- (n - 1) * (res$mean_Omega - fit$model_par$Omega)
+  res
+}
+
+## Bootstrap: R refits on multinomial resamples of the samples, as weights (a sample drawn k
+## times weighs k times its weight; those not drawn are left out) rather than duplicated rows,
+## each started from the full fit. Variance sum_r (B_r - mean)^2 / R, as PLNmodels.
+variance_bootstrap <- function(fit, dat, control, R) {
+  n <- nrow(dat$Y)
+  draws <- lapply(seq_len(R), function(r) {
+    k <- as.vector(stats::rmultinom(1L, n, rep(1 / n, n)))
+    rows <- which(k > 0)
+    list(rows = rows, w = dat$w[rows] * k[rows])
+  })
+  refit_resamples(fit, dat, control, draws, scale = 1 / R, what = "bootstrap")
+}
+
+## Refits of the model on resamples (each a list of rows and their weights) on the engine, warm
+## started from `fit`; the moments of B in C++ (post_resample_moments()), of Omega by sums of the
+## deviations from the full fit's (numerically stable, and no p x p x R array is held).
+refit_resamples <- function(fit, dat, control, resamples, scale, what) {
+  t0 <- proc.time()[["elapsed"]]
+  B <- fit$model_par$B; Omega <- fit$model_par$Omega
+  R <- length(resamples)
+  Bs <- matrix(0, length(B), R)
+  dev_sum <- dev_sq <- matrix(0, nrow(Omega), ncol(Omega))
+  ctrl <- control
+  ctrl$config_post <- check_config_post(list())
+  ctrl$trace <- 0L
+  status <- character(R)
+  steps <- integer(R)
+  start_M <- as_double_matrix(fit$latent_pos); start_S <- as_double_matrix(fit$var_par$S)
+  for (r in seq_len(R)) {
+    rows <- resamples[[r]]$rows
+    d_r <- list(Y = dat$Y[rows, , drop = FALSE], O = dat$O[rows, , drop = FALSE],
+                X = dat$X[rows, , drop = FALSE], w = resamples[[r]]$w,
+                names = list(samples = dat$names$samples[rows], species = dat$names$species,
+                             covariates = dat$names$covariates))
+    ctrl$init <- list(B = as_double_matrix(B), M = start_M[rows, , drop = FALSE],
+                      S = start_S[rows, , drop = FALSE])
+    res <- tryCatch(fit_pln_engine(d_r, ctrl), error = function(e)
+      stop_arg(sprintf("the %s refit %d of %d failed: %s", what, r, R, conditionMessage(e))))
+    Bs[, r] <- res$B
+    dev <- res$Omega - Omega
+    dev_sum <- dev_sum + dev
+    dev_sq <- dev_sq + dev * dev
+    status[r] <- res$status
+    steps[r] <- res$steps
+  }
+  if (any(status != "converged"))
+    warning(sprintf("%d of the %d %s refits did not converge (%s): their estimates enter the variance as they are.",
+                    sum(status != "converged"), R, what, name_list(unique(status[status != "converged"]))),
+            call. = FALSE)
+  mom <- post_resample_moments(Bs, nrow(B), scale)
+  mean_dev <- dev_sum / R
+  var_Omega <- scale * (dev_sq - R * mean_dev * mean_dev)
+  dimnames(mom$mean) <- dimnames(mom$var) <- dimnames(B)
+  dimnames(var_Omega) <- dimnames(Omega)
+  list(var_B = mom$var, vcov_B = name_blocks(mom$blocks, B), var_Omega = var_Omega,
+       mean_B = mom$mean, mean_Omega = Omega + mean_dev, refits = R,
+       steps = steps, status = table(status), seconds = proc.time()[["elapsed"]] - t0)
+}
+
+name_blocks <- function(blocks, B) {
+  dimnames(blocks) <- list(rownames(B), rownames(B), colnames(B))
+  blocks
+}
+
+## Names of vec(B), species-major as PLNmodels: "species_covariate".
+vec_names <- function(B) {
+  paste(rep(colnames(B), each = nrow(B)), rep(rownames(B), ncol(B)), sep = "_")
+}
