@@ -172,7 +172,8 @@
 #' * `latent` (Z = O + M), `latent_pos` (M - X B: the latent positions
 #'   without the covariates' effects and offsets) and `fitted`
 #'   (exp(Z + S2 / 2)), n x p;
-#' * `responses`: the counts Y, n x p (for [residuals.PLNfit_torch()]);
+#' * `responses`: the counts Y, n x p (for [residuals.PLNfit_torch()] and
+#'   [standard_error()]);
 #' * `R_squared`: PLNmodels' approximate R^2, the fit's Poisson log-likelihood
 #'   at Z between those of the null model (a Poisson GLM per species, same
 #'   covariates and offsets, no latent layer: 0) and the saturated one (1);
@@ -187,8 +188,8 @@
 #'   time of the optimisation loop),
 #'   `setup_seconds` (data transfer, start, compilation), `threads`;
 #' * `call`, `formula`, `terms`, `xlevels`, `contrasts`, `weights`;
-#' * `responses`, `covariates`: the counts Y and the model matrix X (unnamed),
-#'   for the standard errors computed on demand ([standard_error()]);
+#' * `covariates`: the model matrix X (unnamed), for the standard errors
+#'   computed on demand ([standard_error()]);
 #' * `uncertainty`: the post-treatments asked for by `PLN_param(config_post = )`
 #'   (see [standard_error()]), one list per type with `var_B` (d x p),
 #'   `vcov_B`, `var_Omega`, `seconds` and, for the jackknife, `bias_B` and
@@ -272,7 +273,7 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
                           xlevels = stats::.getXlevels(terms, frame),
                           contrasts = attr(X, "contrasts"),
                           weights = stats::model.weights(frame),
-                          responses = dat$Y, covariates = dat$X)
+                          covariates = dat$X)
   post_treatment(fit, dat, control)
 }
 

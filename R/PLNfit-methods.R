@@ -109,10 +109,18 @@ nobs.PLNfit_torch <- function(object, ...) object$n
 #' drawn: select them with `species` (names or column numbers) or `top` (the
 #' `top` species of largest total fitted count).
 #'
+#' `type = "coefficients"` draws the coefficients of B with their confidence
+#' intervals (estimate +- qnorm((1 + level) / 2) standard errors, sandwich by
+#' default), one panel per covariate; `species`, and through `...` the
+#' arguments `covariates`, `level`, `max_species` and `se_type` (the standard
+#' errors: `"sandwich"`, `"variational"`, `"jackknife"` or `"bootstrap"`).
+#'
 #' @param x a fit returned by [PLN()].
-#' @param type `"gap"` (default), `"elbo"` or `"correlation"`, see above.
+#' @param type `"gap"` (default), `"elbo"`, `"correlation"` or `"coefficients"`,
+#'   see above.
 #' @param from for the ELBO trace: first step to draw (default 1).
-#' @param species,top,order for `type = "correlation"`: the species to draw
+#' @param species,top,order for `type = "correlation"` (`species` also for
+#'   `"coefficients"`): the species to draw
 #'   (`NULL`: all; names or column numbers), how many of the most abundant of
 #'   them to keep (`NULL`: all), and their order (`"hclust"` or `"none"`).
 #' @param ... further arguments passed to [graphics::plot()] (ELBO trace) or
@@ -125,13 +133,16 @@ nobs.PLNfit_torch <- function(object, ...) object$n
 #' plot(fit)                  # gap to the final ELBO, log scale
 #' plot(fit, type = "elbo")   # log(-ELBO), as in the torch tutorials
 #' plot(fit, type = "correlation", top = 25)   # the 25 most abundant species
-plot.PLNfit_torch <- function(x, type = c("gap", "elbo", "correlation"), from = 1,
+#' fit2 <- PLN(Abundance ~ tree + offset(log(Offset)), data = oaks)
+#' plot(fit2, type = "coefficients", max_species = 15)   # 95% sandwich intervals
+plot.PLNfit_torch <- function(x, type = c("gap", "elbo", "correlation", "coefficients"), from = 1,
                               species = NULL, top = NULL, order = c("hclust", "none"), ...) {
-  type <- check_choice(type[1L], "type", c("gap", "elbo", "correlation"))
+  type <- check_choice(type[1L], "type", c("gap", "elbo", "correlation", "coefficients"))
   switch(type,
     gap = ,
     elbo = plot_fit_trace(x, type = type, from = from, ...),
-    correlation = plot_correlation(x, species = species, top = top, order = order, ...))
+    correlation = plot_correlation(x, species = species, top = top, order = order, ...),
+    coefficients = plot_coefficients(x, species = species, ...))
   invisible(x)
 }
 

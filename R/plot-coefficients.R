@@ -7,7 +7,7 @@
 #' as open points without an interval, clipped to the range of the others.
 #'
 #' @param fit a fit returned by [PLN()].
-#' @param type the standard errors, as in [summary.PLNfit_torch()]: `NULL` (the
+#' @param se_type the standard errors, as in [summary.PLNfit_torch()]: `NULL` (the
 #'   first stored, else `"sandwich"`) or `"sandwich"`, `"variational"`,
 #'   `"jackknife"`, `"bootstrap"`.
 #' @param covariates the covariates (rows of `coef(fit)`) to draw, by name or
@@ -24,15 +24,15 @@
 #' @keywords internal
 #' @examples
 #' fit <- PLN(Abundance ~ tree + offset(log(Offset)), data = oaks)
-#' plntorch:::plot_coefficients(fit, max_species = 15)
-plot_coefficients <- function(fit, type = NULL, covariates = NULL, species = NULL, level = 0.95,
+#' plot(fit, type = "coefficients", max_species = 15)
+plot_coefficients <- function(fit, se_type = NULL, covariates = NULL, species = NULL, level = 0.95,
                               max_species = 30L, ...) {
   if (!inherits(fit, "PLNfit_torch"))
     stop_arg("`fit` must be a fit returned by PLN(); got ", describe_value(fit), ".")
   level <- check_number(level, "level", lower = 0, upper = 1, strict = TRUE)
   if (level >= 1) stop_arg("`level` must be below 1; got 1.")
   max_species <- check_count(max_species, "max_species", lower = 1L)
-  co <- summary(fit, type = type)
+  co <- summary(fit, type = se_type)
   B <- coef(fit)
   pick <- function(x, all, arg) {
     if (is.numeric(x)) {

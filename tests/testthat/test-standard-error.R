@@ -178,7 +178,7 @@ test_that("plot_coefficients() draws estimates +- qnorm SE and checks its argume
   se <- standard_error(fit)
   expect_identical(unique(d$covariate), "x")
   expect_equal(d$upper - d$estimate, qnorm(0.95) * se["x", d$species], ignore_attr = TRUE)
-  d2 <- plot_coefficients(fit, covariates = 1:2, species = "sp2", type = "variational")
+  d2 <- plot_coefficients(fit, covariates = 1:2, species = "sp2", se_type = "variational")
   expect_identical(nrow(d2), 2L)
   expect_error(plot_coefficients(fit, covariates = "z"), "`covariates` names unknown")
   expect_error(plot_coefficients(fit, species = 9), "`species` numbers must be in 1..4")
