@@ -47,7 +47,7 @@ pln_bench_results <- function(what = c("validation", "cpu", "gpu", "gpu-traces",
     validation = sprintf("^validation-(%s)\\.csv$", day),
     cpu = sprintf("^cpu-(%s)\\.csv$", day),
     `script-cost` = sprintf("^script-cost-(%s)\\.csv$", day),
-    gpu = sprintf("^(%s)-(?!.*-(traces|pieces)\\.csv$).*\\.csv$", day),
+    gpu = sprintf("^(%s)-(?!.*-(traces|pieces|lowrank.*|pca.*)\\.csv$).*\\.csv$", day),
     `gpu-traces` = sprintf("^(%s)-.*-traces\\.csv$", day),
     `gpu-pieces` = sprintf("^(%s)-.*-pieces\\.csv$", day))
   files <- if (nzchar(dir)) list.files(dir) else character()

@@ -38,7 +38,7 @@ test_that("plot(fit) errors name `type` and `from`", {
   pdf(NULL)
   on.exit(grDevices::dev.off(), add = TRUE)
   expect_error(plot(fit, type = "trace"),
-               "^`type` must be one of \"gap\", \"elbo\", \"correlation\"; got \"trace\"\\.$")
+               "^`type` must be one of \"gap\", \"elbo\", \"correlation\", \"coefficients\"; got \"trace\"\\.$")
   expect_error(plot(fit, from = 1e6),
                sprintf("^`from` = 1e\\+06 is past the ELBO trace: it has %d steps", steps))
   expect_error(plot(fit, from = "a"), "^`from` must be a single step number")
