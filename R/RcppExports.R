@@ -13,8 +13,8 @@ pln_backends_engine <- function() {
     .Call(`_plntorch_pln_backends_engine`)
 }
 
-pca_fit_engine <- function(Y, O, X, w, B0, C0, M0, S0, ranks, fixed_model, warm_start, control) {
-    .Call(`_plntorch_pca_fit_engine`, Y, O, X, w, B0, C0, M0, S0, ranks, fixed_model, warm_start, control)
+pca_fit_engine <- function(Y, O, X, w, B0, C0, M0, S0, ranks, fixed_model, start, control) {
+    .Call(`_plntorch_pca_fit_engine`, Y, O, X, w, B0, C0, M0, S0, ranks, fixed_model, start, control)
 }
 
 pca_objective_engine <- function(Y, O, X, w, B, C, M, S, method, dtype) {

@@ -58,8 +58,8 @@ BEGIN_RCPP
 END_RCPP
 }
 // pca_fit_engine
-Rcpp::List pca_fit_engine(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B0, SEXP C0, SEXP M0, SEXP S0, Rcpp::NumericVector ranks, bool fixed_model, bool warm_start, Rcpp::List control);
-RcppExport SEXP _plntorch_pca_fit_engine(SEXP YSEXP, SEXP OSEXP, SEXP XSEXP, SEXP wSEXP, SEXP B0SEXP, SEXP C0SEXP, SEXP M0SEXP, SEXP S0SEXP, SEXP ranksSEXP, SEXP fixed_modelSEXP, SEXP warm_startSEXP, SEXP controlSEXP) {
+Rcpp::List pca_fit_engine(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B0, SEXP C0, SEXP M0, SEXP S0, Rcpp::NumericVector ranks, bool fixed_model, std::string start, Rcpp::List control);
+RcppExport SEXP _plntorch_pca_fit_engine(SEXP YSEXP, SEXP OSEXP, SEXP XSEXP, SEXP wSEXP, SEXP B0SEXP, SEXP C0SEXP, SEXP M0SEXP, SEXP S0SEXP, SEXP ranksSEXP, SEXP fixed_modelSEXP, SEXP startSEXP, SEXP controlSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::traits::input_parameter< SEXP >::type Y(YSEXP);
@@ -72,9 +72,9 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< SEXP >::type S0(S0SEXP);
     Rcpp::traits::input_parameter< Rcpp::NumericVector >::type ranks(ranksSEXP);
     Rcpp::traits::input_parameter< bool >::type fixed_model(fixed_modelSEXP);
-    Rcpp::traits::input_parameter< bool >::type warm_start(warm_startSEXP);
+    Rcpp::traits::input_parameter< std::string >::type start(startSEXP);
     Rcpp::traits::input_parameter< Rcpp::List >::type control(controlSEXP);
-    rcpp_result_gen = Rcpp::wrap(pca_fit_engine(Y, O, X, w, B0, C0, M0, S0, ranks, fixed_model, warm_start, control));
+    rcpp_result_gen = Rcpp::wrap(pca_fit_engine(Y, O, X, w, B0, C0, M0, S0, ranks, fixed_model, start, control));
     return rcpp_result_gen;
 END_RCPP
 }

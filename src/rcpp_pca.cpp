@@ -75,12 +75,12 @@ pln::PcaInput pca_input(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B0, SEXP C0, SEXP M
 
 // [[Rcpp::export(rng = false)]]
 Rcpp::List pca_fit_engine(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B0, SEXP C0, SEXP M0, SEXP S0,
-                          Rcpp::NumericVector ranks, bool fixed_model, bool warm_start,
+                          Rcpp::NumericVector ranks, bool fixed_model, std::string start,
                           Rcpp::List control) {
   Counts keep;
   pln::PcaInput in = pca_input(Y, O, X, w, B0, C0, M0, S0, keep);
   in.fixed_model = fixed_model;
-  in.warm_start = warm_start;
+  in.start = start;
   pln::FitOptions opt;
   opt.backend = ctrl_get<std::string>(control, "backend", "fused");
   opt.device = ctrl_get<std::string>(control, "device", opt.device);

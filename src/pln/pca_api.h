@@ -24,9 +24,11 @@ struct PcaInput {
   MatrixView B0, C0, M0, S0;
   // Variational step only (project()): B0 and C0 are held fixed, M and S fitted.
   bool fixed_model = false;
-  // Each rank after the first starts from the previous rank's optimum, padded by the start's
-  // next columns of C and zero columns of M; false: every rank from the SVD start.
-  bool warm_start = true;
+  // Where each rank starts: "svd", the SVD start above (PLNmodels'); "warm", the previous rank's
+  // optimum padded by the SVD start's next columns of C and zero columns of M (the first rank from
+  // the SVD start); "best", both, keeping the higher optimum (neither is above the other on every
+  // rank of the validation sets: inst/bench/results/pca-validation-*.md).
+  std::string start = "best";
 };
 
 struct PcaRankResult {

@@ -1,5 +1,6 @@
 // PLN-PCA fits: the model as the quasi-Newton optimiser sees it, and the collection of ranks in one
-// call (each rank warm-started from the previous one), with the memory check before any tensor.
+// call (each rank from the SVD start, the previous rank's optimum or both), with the memory check
+// before any tensor.
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/autograd.h>
 
@@ -162,42 +163,53 @@ PcaResult pca_fit_impl(const PcaInput& in, const std::vector<int64_t>& ranks,
       if (cb.interrupted()) throw Interrupted();
     }
   };
+  if (in.start != "best" && in.start != "warm" && in.start != "svd")
+    throw std::invalid_argument("unknown start '" + in.start + "' (use 'best', 'warm' or 'svd')");
+  auto progress = [&](int64_t step, double J) {
+    if (opt.trace > 0 && cb.progress) cb.progress(step, J);
+  };
+  // One run of the optimiser from x (left at its optimum).
+  auto run = [&](Vars& x) {
+    PcaModel model(pb, *backend, in.fixed_model);
+    return run_quasi_newton(model, x, opt, poll, progress);
+  };
   Vars prev;
   int64_t q_prev = 0;
   for (int64_t q : ranks) {
-    Vars x(4);
-    if (in.warm_start && !prev.empty()) {
-      // The previous rank's optimum, with the start's next columns of C and zero scores.
-      x[kB] = prev[kB].clone();
-      x[kC] = at::cat({prev[kC], columns(C0, q_prev, q)}, 1);
-      x[kM] = at::cat({prev[kM], at::zeros({pb.n, q - q_prev}, topt)}, 1);
-      x[kP] = at::cat({prev[kP], columns(P0, q_prev, q)}, 1);
-    } else {
-      x = {B0.clone(), columns(C0, 0, q), columns(M0, 0, q), columns(P0, 0, q)};
-    }
-    auto progress = [&](int64_t step, double J) {
-      if (opt.trace > 0 && cb.progress) cb.progress(step, J);
-    };
-    PcaModel model(pb, *backend, in.fixed_model);
     const auto t0 = Clock::now();
-    auto qn = run_quasi_newton(model, x, opt, poll, progress);
-    if (qn.objective.empty() || !std::isfinite(qn.objective.front()))
-      throw std::runtime_error(
-          "the ELBO is not finite at the starting point of rank " + std::to_string(q) +
-          ": exp(O + X B + M C') overflows; use dtype = 'float64' or rescale the offsets");
-    PcaRankResult r = to_result(pb, x, q);
+    std::vector<Vars> starts;
+    if (in.start != "warm" || prev.empty())
+      starts.push_back({B0.clone(), columns(C0, 0, q), columns(M0, 0, q), columns(P0, 0, q)});
+    if (in.start != "svd" && !prev.empty())
+      starts.push_back({prev[kB].clone(), at::cat({prev[kC], columns(C0, q_prev, q)}, 1),
+                        at::cat({prev[kM], at::zeros({pb.n, q - q_prev}, topt)}, 1),
+                        at::cat({prev[kP], columns(P0, q_prev, q)}, 1)});
+    Vars best;
+    QuasiNewtonResult best_qn;
+    for (auto& x : starts) {
+      auto qn = run(x);
+      if (qn.objective.empty() || !std::isfinite(qn.objective.front()))
+        throw std::runtime_error(
+            "the ELBO is not finite at the starting point of rank " + std::to_string(q) +
+            ": exp(O + X B + M C') overflows; use dtype = 'float64' or rescale the offsets");
+      if (best.empty() || qn.objective.back() > best_qn.objective.back()) {
+        best = x;
+        best_qn = std::move(qn);
+      }
+    }
+    PcaRankResult r = to_result(pb, best, q);
     r.seconds = seconds_since(t0);
-    r.objective = std::move(qn.objective);
-    r.steps = qn.iterations;
-    r.status = qn.status;
-    r.last_change = qn.last_gain;
-    r.predicted_change = qn.predicted_gain;
+    r.objective = std::move(best_qn.objective);
+    r.steps = best_qn.iterations;
+    r.status = best_qn.status;
+    r.last_change = best_qn.last_gain;
+    r.predicted_change = best_qn.predicted_gain;
     for (double v : r.loglik_vec)
       if (!std::isfinite(v))
         throw std::runtime_error("the PLN-PCA fit of rank " + std::to_string(q) +
                                  " diverged: its log-likelihood is not finite");
     out.fits.push_back(std::move(r));
-    prev = x;
+    prev = best;
     q_prev = q;
   }
   return out;
