@@ -203,9 +203,7 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
   call <- match.call()
   caller <- parent.frame()
   if (missing(formula)) stop_arg("`formula` is missing.")
-  if (!inherits(formula, "formula") || length(formula) != 3L)
-    stop_arg("`formula` must be a two-sided formula such as ",
-             "Abundance ~ 1 + offset(log(Offset)); got ", describe_value(formula), ".")
+  check_formula(formula)
   control <- as_pln_param(control)
 
   md <- model_data(call, caller, formula, if (missing(data)) NULL else data)
@@ -220,6 +218,13 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
                    xlevels = stats::.getXlevels(md$terms, md$frame),
                    contrasts = attr(md$X, "contrasts"),
                    weights = stats::model.weights(md$frame))
+}
+
+check_formula <- function(formula) {
+  if (!inherits(formula, "formula") || length(formula) != 3L)
+    stop_arg("`formula` must be a two-sided formula such as ",
+             "Abundance ~ 1 + offset(log(Offset)); got ", describe_value(formula), ".")
+  invisible(formula)
 }
 
 ## The checked data of a formula call (PLN(), PLNPCA()): the model frame is built by

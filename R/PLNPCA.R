@@ -97,9 +97,7 @@ PLNPCA <- function(formula, data, subset, weights, ranks = 1:5, control = PLNPCA
   call <- match.call()
   caller <- parent.frame()
   if (missing(formula)) stop_arg("`formula` is missing.")
-  if (!inherits(formula, "formula") || length(formula) != 3L)
-    stop_arg("`formula` must be a two-sided formula such as ",
-             "Abundance ~ 1 + offset(log(Offset)); got ", describe_value(formula), ".")
+  check_formula(formula)
   control <- as_plnpca_param(control)
   if (!is.numeric(ranks) || !length(ranks) || anyNA(ranks) || any(ranks < 1) ||
       any(ranks != round(ranks)) || anyDuplicated(ranks))
