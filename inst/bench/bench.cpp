@@ -33,6 +33,7 @@
 #ifdef PLN_CUDA_KERNELS
 #include "cuda_util.h"
 #endif
+#include "bench_util.h"
 
 namespace {
 
@@ -113,24 +114,8 @@ struct Row {
   std::vector<double> trace;
 };
 
-std::string today() {
-  std::time_t t = std::time(nullptr);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", std::gmtime(&t));
-  return buf;
-}
-
-std::string slug(std::string s) {
-  std::string o;
-  for (char c : s) {
-    if (std::isalnum(static_cast<unsigned char>(c)))
-      o += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    else if (!o.empty() && o.back() != '-')
-      o += '-';
-  }
-  while (!o.empty() && o.back() == '-') o.pop_back();
-  return o;
-}
+using bench::slug;
+using bench::today;
 
 // Protocol B1 (benchmarks.md): Adam lr 0.01, float32, the tutorial's start, every step run.
 pln::FitOptions b1_options(const std::string& backend, const std::string& device, int64_t steps) {

@@ -7,13 +7,17 @@
 #   4. B1 and B2 for every backend and device, the converged default fits C1 and C2 (lbfgs), and
 #      the scale run (pln_bench);
 #   5. tests/testthat/test-cuda.R against the installed package (device = "cuda"), then
-#      inst/bench/leak-check.R on the GPU (100 fits per backend).
+#      inst/bench/leak-check.R on the GPU (100 fits per backend);
+#   6. (stage lowrank, not in the default list) the low-rank pass at n = 1e6, p = 2e4, q = 20, 5%
+#      non-zeros (lowrank_bench): results/<date>-<gpu>-lowrank.csv and lowrank.log.
 # Logs and results go to $OUT (default /tmp/pln-gpu): summary.txt, build.log, tests.log,
 # bench.log, r.log, leak.log, results/<date>-<gpu>.csv, results/<date>-<gpu>-traces.csv.
 #
 # Needs .carry/catch2/catch.hpp (Debian's catch2 header) and, for step 5, .rdeb
 # (sh ../shared/tools/device-r.sh fetch). Usage:
-#   bash inst/bench/run-gpu.sh [stages...]     stages: build tests bench r (default: all)
+#   bash inst/bench/run-gpu.sh [stages...]     stages: build tests bench r lowrank
+#                                              (default: build tests bench r)
+#   LOWRANK_ARGS="--n 100000 --dtype float32" bash inst/bench/run-gpu.sh build lowrank
 #   SCALE=1000000,1000,200 STEPS=5000 REPS=2 bash inst/bench/run-gpu.sh
 set -u -o pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -69,15 +73,17 @@ direct_build() {
     o=$d/$(basename "$f" .cu).cu.o; objs+=("$o")
     $NVCC $NVF -Xptxas -v $CPPF -c "$f" -o "$o" & pids+=($!)
   done
-  for f in tests/cpp/test_main.cpp tests/cpp/test_engine.cpp tests/cpp/test_cuda.cpp inst/bench/bench.cpp; do
+  for f in tests/cpp/test_main.cpp tests/cpp/test_engine.cpp tests/cpp/test_cuda.cpp tests/cpp/test_lowrank.cpp \
+    inst/bench/bench.cpp inst/bench/lowrank-bench.cpp; do
     g++ -std=c++17 -O2 $CPPF -DPLN_CUDA_KERNELS -Isrc/pln -I.carry -c "$f" -o "$d/$(basename "$f" .cpp).o" & pids+=($!)
   done
   local rc=0 p
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
   [ $rc = 0 ] || return 1
-  g++ -o "$BUILD/engine_tests" "$d/test_main.o" "$d/test_engine.o" "$d/test_cuda.o" "${objs[@]}" \
-    $LIBS -lpthread &&
-    g++ -o "$BUILD/pln_bench" "$d/bench.o" "${objs[@]}" $LIBS -lpthread
+  g++ -o "$BUILD/engine_tests" "$d/test_main.o" "$d/test_engine.o" "$d/test_cuda.o" \
+    "$d/test_lowrank.o" "${objs[@]}" $LIBS -lpthread &&
+    g++ -o "$BUILD/pln_bench" "$d/bench.o" "${objs[@]}" $LIBS -lpthread &&
+    g++ -o "$BUILD/lowrank_bench" "$d/lowrank-bench.o" "${objs[@]}" $LIBS -lpthread
 }
 
 cmake_build() {
@@ -90,7 +96,7 @@ if want build; then
   stage configure "$OUT/build.log" ./configure
   grep 'plntorch configure' "$OUT/build.log" | tee -a "$SUMMARY"
   if ! stage cmake-build "$OUT/build.log" cmake_build; then
-    rm -f "$BUILD/engine_tests" "$BUILD/pln_bench"
+    rm -f "$BUILD/engine_tests" "$BUILD/pln_bench" "$BUILD/lowrank_bench"
     stage direct-build "$OUT/build.log" direct_build
   fi
   grep -E 'ptxas info *: Used|spill' "$OUT/build.log" | sort | uniq -c | sort -rn | head -n 8 >>"$SUMMARY"
@@ -130,6 +136,13 @@ if want bench && [ -x "$BUILD/pln_bench" ]; then
   sed -n '/^bench backend/,$p' "$OUT/bench.log" | tee -a "$SUMMARY"
   { echo "clocks during the bench (nvidia-smi dmon):"; cat "$OUT/clocks.log"; } >>"$OUT/bench.log"
   rm -f "$OUT/clocks.log"
+fi
+
+if want lowrank && [ -x "$BUILD/lowrank_bench" ]; then
+  # The low-rank (PLN-PCA) pass at single-cell scale: kernels against the chunked ATen path.
+  stage lowrank "$OUT/lowrank.log" timeout 420 "$BUILD/lowrank_bench" --out "$OUT/results" \
+    --reps "${LOWRANK_REPS:-3}" ${LOWRANK_ARGS:-}
+  grep -E '^(lowrank_bench|counts|float)' "$OUT/lowrank.log" | tee -a "$SUMMARY"
 fi
 
 if want r && [ -f .rdeb/env.sh ] && grep -q '^== R CMD INSTALL: ok' "$OUT/r.log" 2>/dev/null; then

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "api.h"
+#include "lowrank_pass.h"
+#include "lowrank_util.h"
 #include "test_util.h"
 #ifdef PLN_CUDA_KERNELS
 #include "backend.h"
@@ -319,8 +321,11 @@ TEST_CASE("CUDA: the curvature's Newton blocks on the GPU equal the CPU loop", "
     const auto prof = pln::profile(cpu, x);
     const auto A = at::exp(cpu.O + x.M + 0.5 * prof.S2);
     const auto qM = at::randn({D.n, D.p}, o64), qP = at::randn({D.n, D.p}, o64);
-    const pln::Profile pg{cuda(prof.Mres), cuda(prof.S2), cuda(prof.Sigma), cuda(prof.Omega),
-                          cuda(prof.logdet)};
+    pln::Profile pg{cuda(prof.Mres), cuda(prof.S2), prof.cov};
+    pg.cov.Sigma = cuda(prof.cov.Sigma);
+    pg.cov.Omega = cuda(prof.cov.Omega);
+    pg.cov.logdet = cuda(prof.cov.logdet);
+    if (prof.cov.trace.defined()) pg.cov.trace = cuda(prof.cov.trace);
     at::Tensor rMc, rPc, rMg, rPg;
     pln::precondition(cpu, prof, A, qM, qP, rMc, rPc);
     pln::precondition(gpu, pg, cuda(A), cuda(qM), cuda(qP), rMg, rPg);
@@ -457,3 +462,110 @@ TEST_CASE("CUDA: PLN-PCA's passes and gradient follow the CPU's (float64, weight
   for (size_t k = 0; k < 2; ++k)
     CHECK(max_rel_diff(rg.fits[k].objective, rc.fits[k].objective) < 1e-8);
 }
+// ---- The low-rank pass's kernels (lowrank_pass_cuda.cu) against the chunked ATen path on the
+// same device, and against the dense references: float32 and float64, both offset forms, weights,
+// sizes that are no multiple of the tiles (128 x 64) or of r's padding (16), one column group and
+// several, empty rows, a row of stored zeros, unsorted CSR columns.
+#ifdef PLN_CUDA_KERNELS
+namespace {
+
+struct LowrankCase {
+  int64_t n, p, r;
+};
+
+void check_lowrank_case(const LowrankCase& c, at::ScalarType dtype, unsigned seed) {
+  using lowrank_test::rel_err;
+  const auto cpu = lowrank_test::make_problem(c.n, c.p, c.r, 0.2, seed, dtype);
+  const auto pb = lowrank_test::to_device(cpu, at::Device(at::kCUDA, 0));
+  const double tol = dtype == at::kDouble ? 1e-12 : 2e-5;
+  for (const bool matrix_offset : {false, true}) {
+    for (const bool weighted : {false, true}) {
+      INFO("n " << c.n << ", p " << c.p << ", r " << c.r << ", " << (dtype == at::kDouble ? "float64" : "float32")
+                << ", matrix offset " << matrix_offset << ", weighted " << weighted);
+      const at::Tensor off = matrix_offset ? pb.off_mat : pb.off_row;
+      const at::Tensor w = weighted ? pb.w : at::Tensor();
+      const auto ref = pln::lowrank::dense_exp_pass_generic(pb.U, pb.V, off, w);
+      if (c.r <= pln::lowrank::kernel_max_rank(dtype)) {
+        const auto got = pln::lowrank::dense_exp_pass_cuda(pb.U, pb.V, off, w);
+        REQUIRE(got.AtU.sizes() == ref.AtU.sizes());
+        CHECK(got.AtU.is_cuda());
+        CHECK(rel_err(got.rowA, ref.rowA) < tol);
+        CHECK(rel_err(got.AV, ref.AV) < tol);
+        CHECK(rel_err(got.AtU, ref.AtU) < tol);
+      }
+      const auto sref = pln::lowrank::sparse_count_pass_generic(pb.Y, pb.U, pb.V, off, w);
+      const auto sgot = pln::lowrank::sparse_count_pass_cuda(pb.Y, pb.U, pb.V, off, w);
+      CHECK(rel_err(sgot.rowYE, sref.rowYE) < tol);
+      CHECK(rel_err(sgot.YV, sref.YV) < tol);
+      CHECK(rel_err(sgot.YtU, sref.YtU) < tol);
+      // Against Y in full (the generic path is itself tested so on the CPU).
+      if (c.n * c.p <= 4000000) {
+        const auto dref = lowrank_test::sparse_reference(pb.Ydense, pb.U, pb.V, off, w);
+        CHECK(rel_err(sgot.YtU, dref.YtU) < tol);
+        CHECK(rel_err(sgot.rowYE, dref.rowYE) < tol);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("CUDA: low-rank pass kernels follow the ATen path on the device", "[cuda][lowrank]") {
+  if (no_cuda_kernels()) return;
+  // (1, 1, 1): a single entry; 129 x 65: one past a tile each way; r 16/32/48/64: full padding;
+  // n = 140001: enough row tiles for one column group (AV and rowA summed in one block).
+  const std::vector<LowrankCase> cases{{1, 1, 1},    {129, 65, 5},   {300, 77, 41},
+                                       {64, 64, 16}, {517, 130, 48}, {200, 70, 33},
+                                       {250, 3, 64}, {140001, 37, 41}};
+  unsigned seed = 1;
+  for (const auto& c : cases) {
+    check_lowrank_case(c, at::kFloat, seed);
+    check_lowrank_case(c, at::kDouble, seed++);
+  }
+}
+
+TEST_CASE("CUDA: low-rank pass dispatch (kernels by default, float64 dense on ATen, PLN_LOWRANK)",
+          "[cuda][lowrank]") {
+  if (no_cuda_kernels()) return;
+  using lowrank_test::rel_err;
+  const auto pb = lowrank_test::to_device(lowrank_test::make_problem(333, 99, 20, 0.1, 4),
+                                          at::Device(at::kCUDA, 0));
+  const auto ref = pln::lowrank::dense_exp_pass_generic(pb.U, pb.V, pb.off_row, pb.w);
+  const auto k = pln::lowrank::dense_exp_pass_cuda(pb.U, pb.V, pb.off_row, pb.w);
+  REQUIRE(rel_err(k.AtU, ref.AtU) > 0);  // the two paths round differently: they can be told apart
+  // float64 dense: the ATen path (cuBLAS's DGEMM is the faster there), bit for bit.
+  const auto d = pln::dense_exp_pass(pb.U, pb.V, pb.off_row, pb.w);
+  CHECK(rel_err(d.AtU, ref.AtU) == 0);
+  CHECK(rel_err(d.AV, ref.AV) == 0);
+  {
+    EnvVar env("PLN_LOWRANK", "kernel");
+    const auto g = pln::dense_exp_pass(pb.U, pb.V, pb.off_row, pb.w);
+    CHECK(rel_err(g.AtU, k.AtU) < 1e-14);  // the kernel (its atomics add in any order)
+    CHECK(rel_err(g.AtU, ref.AtU) > 0);
+  }
+  // float32: the kernels by default; PLN_LOWRANK=generic takes the ATen path.
+  const at::Tensor U32 = pb.U.to(at::kFloat), V32 = pb.V.to(at::kFloat);
+  const at::Tensor o32 = pb.off_row.to(at::kFloat), w32 = pb.w.to(at::kFloat);
+  const auto ref32 = pln::lowrank::dense_exp_pass_generic(U32, V32, o32, w32);
+  const auto d32 = pln::dense_exp_pass(U32, V32, o32, w32);
+  CHECK(rel_err(d32.AtU, ref32.AtU) > 0);
+  CHECK(rel_err(d32.AtU, ref32.AtU) < 2e-5);
+  {
+    EnvVar env("PLN_LOWRANK", "generic");
+    const auto g = pln::dense_exp_pass(U32, V32, o32, w32);
+    CHECK(rel_err(g.AtU, ref32.AtU) == 0);
+    CHECK(rel_err(g.AV, ref32.AV) == 0);
+  }
+  // r = 70: above every kernel's tiles, the public entry points take the ATen path.
+  const auto big = lowrank_test::to_device(lowrank_test::make_problem(50, 30, 70, 0.2, 6),
+                                           at::Device(at::kCUDA, 0));
+  const auto bd = pln::dense_exp_pass(big.U, big.V, big.off_mat, big.w);
+  const auto bref = lowrank_test::dense_reference(big.U, big.V, big.off_mat, big.w);
+  CHECK(rel_err(bd.AtU, bref.AtU) < 1e-12);
+  const auto bs = pln::sparse_count_pass(big.Y, big.U, big.V, big.off_mat, big.w);
+  const auto bsref = lowrank_test::sparse_reference(big.Ydense, big.U, big.V, big.off_mat, big.w);
+  CHECK(rel_err(bs.YV, bsref.YV) < 1e-12);
+  CHECK_THROWS_AS(pln::lowrank::dense_exp_pass_cuda(big.U, big.V, big.off_mat, big.w),
+                  std::invalid_argument);
+}
+#endif
