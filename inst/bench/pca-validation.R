@@ -11,6 +11,9 @@
 #                 and saved there (PLNmodels takes minutes on scRNA)
 #   Rscript inst/bench/pca-validation.R --compare-starts   also fit with PLNPCA_param(start =
 #                 "warm") and "svd" (the default "best" runs both and keeps the higher)
+#   Rscript inst/bench/pca-validation.R --refresh --plnmodels-cache DIR --save
+#                 no plntorch fits: the day's CSV, with PLNmodels' columns filled in from DIR
+#                 for the rows that lacked them (PLNmodels finished after plntorch)
 #   Rscript inst/bench/pca-validation.R --save             also write
 #                 inst/bench/results/pca-validation-<date>.csv and .md, and
 #                 inst/extdata/pca-reference.csv (PLNmodels' logliks, which the tests read); rows
@@ -66,11 +69,30 @@ plnmodels_fit <- function(name, s) {
   r
 }
 
+refresh <- "--refresh" %in% args
 rows <- list()
 all_ranks <- ranks
+if (refresh) {
+  old <- utils::read.csv(file.path("inst/bench/results", paste0("pca-validation-", format(Sys.Date()), ".csv")))
+  sets <- sets[intersect(names(sets), unique(old$data))]
+}
 for (name in names(sets)) {
   s <- sets[[name]]
   ranks <- if (!is.null(s$ranks) && !"--ranks" %in% args) s$ranks else all_ranks
+  if (refresh) {
+    out <- old[old$data == name, , drop = FALSE]
+    ranks <- out$rank
+    pm <- plnmodels_fit(name, s)
+    if (!is.null(pm)) {
+      out$plnmodels_loglik <- pm$loglik[match(out$rank, pm$rank)]
+      out$plnmodels_ICL <- pm$ICL[match(out$rank, pm$rank)]
+      out$plnmodels_seconds <- pm$seconds[1]
+      out$gap <- out$plntorch_loglik - out$plnmodels_loglik
+      out$at_optimum <- out$gap >= -pmax(0.1, 1e-5 * abs(out$plnmodels_loglik))
+    }
+    rows[[name]] <- out
+    next
+  }
   dat <- s$data()
   t <- system.time(pca <- PLNPCA(s$formula, data = dat, ranks = ranks))[["elapsed"]]
   if (compare_starts) {
@@ -130,9 +152,11 @@ if (save) {
     sprintf("# PLN-PCA: plntorch against PLNmodels %s (%s)",
             if (have_plnm) as.character(utils::packageVersion("PLNmodels")) else "(cached)", day),
     "",
-    sprintf("Command: `%s`. plntorch %s, LibTorch %s, %d thread(s), backend %s, R %s, %s.",
+    sprintf("Command: `%s` (the rows of earlier runs of the day kept). plntorch %s, LibTorch %s, %d thread(s), default backend, R %s, %s.",
             command, utils::packageVersion("plntorch"), info$libtorch, info$threads,
-            pca$optim_par$backend, getRversion(), utils::sessionInfo()$running),
+            getRversion(), utils::sessionInfo()$running),
+    sprintf("Load average when written (the machine is shared; times compare only within a run): %s.",
+            paste(strsplit(readLines("/proc/loadavg"), " ")[[1]][1:3], collapse = ", ")),
     "Each PLNPCA() call fits every rank (elapsed seconds of the whole call, ranks included);",
     "PLNmodels with its default control. gap = plntorch loglik - PLNmodels loglik.",
     "",
