@@ -150,7 +150,8 @@ plot.PLNPCAfit_torch <- function(x, map = c("individual", "variable", "both"), a
   }
   draw <- function(coords, cols, what) {
     xy <- if (length(axes) == 2L) coords[, axes, drop = FALSE] else cbind(seq_len(nrow(coords)), coords[, axes])
-    pal <- grDevices::palette.colors(max(2L, nlevels(factor(cols))), "Okabe-Ito")
+    k <- max(2L, nlevels(factor(cols)))
+    pal <- if (k <= 8L) grDevices::palette.colors(k, "Okabe-Ito") else grDevices::hcl.colors(k)
     col <- pal[as.integer(factor(cols))]
     if (what == "variable") {
       graphics::plot(xy, type = "n", asp = 1, xlim = c(-1, 1), ylim = c(-1, 1),
