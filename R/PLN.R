@@ -216,19 +216,57 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
   call <- match.call()
   caller <- parent.frame()
   if (missing(formula)) stop_arg("`formula` is missing.")
+  check_formula(formula)
+  control <- as_pln_param(control)
+
+  md <- model_data(call, caller, formula, if (missing(data)) NULL else data)
+  dat <- md$dat
+
+  if (is.list(control$init)) control$init <- residual_start(control$init, dat)
+  fit_engine <- fit_pln_engine(dat, control)
+  warn_not_converged(fit_engine)
+  fit <- new_PLNfit_torch(fit_engine, dat,
+                          call = call, formula = formula,
+                          terms = md$terms,
+                          xlevels = stats::.getXlevels(md$terms, md$frame),
+                          contrasts = attr(md$X, "contrasts"),
+                          weights = stats::model.weights(md$frame),
+                          covariates = dat$X)
+  post_treatment(fit, dat, control)
+}
+
+check_formula <- function(formula) {
   if (!inherits(formula, "formula") || length(formula) != 3L)
     stop_arg("`formula` must be a two-sided formula such as ",
              "Abundance ~ 1 + offset(log(Offset)); got ", describe_value(formula), ".")
-  control <- as_pln_param(control)
+  invisible(formula)
+}
 
-  ## The model frame is built by stats::model.frame() in the caller's frame, as lm()
-  ## does, so `subset` and `weights` are evaluated within `data`.
+## The checked data of a formula call (PLN(), PLNPCA()): the model frame is built by
+## stats::model.frame() in the caller's frame, as lm() does, so `subset` and `weights` are
+## evaluated within `data`. With `sparse_ok`, a response that is a sparse matrix (which a model
+## frame cannot hold) stays sparse: `dat$csr` holds it as CSR (check_sparse_data()).
+model_data <- function(call, caller, formula, data, sparse_ok = FALSE) {
+  Ysp <- NULL
+  if (sparse_ok) {
+    ## sparse counts stand in the frame as their row numbers
+    yv <- tryCatch(eval(formula[[2L]], if (is.null(data)) environment(formula) else data,
+                        environment(formula)), error = function(e) NULL)
+    if (inherits(yv, "sparseMatrix")) {
+      Ysp <- yv
+      env <- new.env(parent = if (is.null(environment(formula))) caller else environment(formula))
+      env$.plntorch_row <- seq_len(nrow(yv))
+      response_label <- deparse1(formula[[2L]])
+      formula[[2L]] <- quote(.plntorch_row)
+      environment(formula) <- env
+    }
+  }
   mf <- call[c(1L, match(c("formula", "data", "subset", "weights"), names(call), 0L))]
   mf[[1L]] <- quote(stats::model.frame)
   mf$formula <- dense_response(formula, if (missing(data)) NULL else data) # a Matrix made dense
   mf$drop.unused.levels <- TRUE
   mf$na.action <- quote(stats::na.pass) # NA is reported by check_pln_data(), not dropped
-  check_formula_vars(formula, if (missing(data)) NULL else data)
+  check_formula_vars(formula, data)
   build_frame <- function(mf) tryCatch(eval(mf, caller), error = function(e)
     stop_arg("could not build the model frame of `formula`: ", conditionMessage(e),
              if (grepl("invalid type \\(list\\)", conditionMessage(e)))
@@ -237,7 +275,7 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
     ## `subset` evaluated as model.frame() does (within `data`, then the formula's environment)
     ## and checked against the rows it selects from
     all_rows <- build_frame(mf[names(mf) != "subset"])
-    sub <- tryCatch(eval(mf$subset, if (missing(data)) environment(formula) else data,
+    sub <- tryCatch(eval(mf$subset, if (is.null(data)) environment(formula) else data,
                          environment(formula)),
                     error = function(e) stop_arg("`subset` could not be evaluated: ", conditionMessage(e)))
     mf$subset <- check_subset(sub, nrow(all_rows), rownames(all_rows))
@@ -247,6 +285,16 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
 
   response <- deparse1(formula[[2L]])
   Y <- stats::model.response(frame)
+  if (!is.null(Ysp)) {
+    X <- tryCatch(stats::model.matrix(terms, frame), error = function(e)
+      stop_arg("could not build the model matrix of `formula`: ", conditionMessage(e)))
+    dat <- check_sparse_data(
+      Ysp[Y, , drop = FALSE], O = stats::model.offset(frame), X = X,
+      w = stats::model.weights(frame),
+      labels = c(Y = sprintf("the response `%s`", response_label), O = "the offset",
+                 X = "the model matrix of `formula`", w = "`weights`"))
+    return(list(dat = dat, terms = terms, frame = frame, X = X))
+  }
   if (is.null(dim(Y))) {
     Y <- matrix(Y, ncol = 1L, dimnames = list(rownames(frame), response))
   } else {
@@ -263,18 +311,9 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
     Y = Y, O = stats::model.offset(frame), X = X, w = stats::model.weights(frame),
     labels = c(Y = sprintf("the response `%s`", response), O = "the offset",
                X = "the model matrix of `formula`", w = "`weights`"))
-
-  if (is.list(control$init)) control$init <- residual_start(control$init, dat)
-  fit_engine <- fit_pln_engine(dat, control)
-  warn_not_converged(fit_engine)
-  fit <- new_PLNfit_torch(fit_engine, dat,
-                          call = call, formula = formula,
-                          terms = terms,
-                          xlevels = stats::.getXlevels(terms, frame),
-                          contrasts = attr(X, "contrasts"),
-                          weights = stats::model.weights(frame),
-                          covariates = dat$X)
-  post_treatment(fit, dat, control)
+  dat$n <- nrow(dat$Y)
+  dat$p <- ncol(dat$Y)
+  list(dat = dat, terms = terms, frame = frame, X = X)
 }
 
 ## PLN()'s `init$M` is, as its fit's `var_par$M`, the whole variational mean (X B included); the

@@ -13,6 +13,14 @@ pln_backends_engine <- function() {
     .Call(`_plntorch_pln_backends_engine`)
 }
 
+pca_fit_engine <- function(Y, O, X, w, B0, C0, M0, S0, ranks, fixed_model, start, control) {
+    .Call(`_plntorch_pca_fit_engine`, Y, O, X, w, B0, C0, M0, S0, ranks, fixed_model, start, control)
+}
+
+pca_objective_engine <- function(Y, O, X, w, B, C, M, S, method, dtype) {
+    .Call(`_plntorch_pca_objective_engine`, Y, O, X, w, B, C, M, S, method, dtype)
+}
+
 post_variational_B <- function(X_, A_, w_) {
     .Call(`_plntorch_post_variational_B`, X_, A_, w_)
 }

@@ -213,6 +213,44 @@ check_pln_data <- function(Y, O = NULL, X = NULL, w = NULL,
        names = list(samples = sample_names, species = species_names, covariates = covariate_names))
 }
 
+## Sparse counts (a Matrix sparseMatrix) for PLNPCA(): the checks of check_pln_data() on the
+## non-zeros, the covariates and weights by check_pln_data() itself (on a stand-in column), and
+## the offsets kept as one column when given one value per sample. The counts become CSR (0-based
+## rowptr, col, val), which is what the engine takes.
+check_sparse_data <- function(Y, O = NULL, X = NULL, w = NULL,
+                              labels = c(Y = "`Y`", O = "`O`", X = "`X`", w = "`w`")) {
+  if (!requireNamespace("Matrix", quietly = TRUE))
+    stop_arg(labels[["Y"]], " is a sparse matrix, which needs the 'Matrix' package: install it.")
+  n <- nrow(Y); p <- ncol(Y)
+  if (n < 1L || p < 1L) stop_arg(labels[["Y"]], " has no rows or no columns.")
+  R <- methods::as(methods::as(Y, "generalMatrix"), "RsparseMatrix")
+  if (!methods::is(R, "dgRMatrix")) R <- methods::as(R, "dMatrix")
+  v <- R@x
+  check_finite(v, labels[["Y"]])
+  if (any(v < 0)) stop_arg(labels[["Y"]], " must hold counts: found negative values.")
+  if (any(v != round(v)))
+    stop_arg(labels[["Y"]], " must hold counts: found non-integer values (e.g. ",
+             format(v[v != round(v)][1L]), ").")
+  if (!any(v != 0)) stop_arg(labels[["Y"]], " has only zeros.")
+  base <- check_pln_data(matrix(1, n, 1L), NULL, X, w, labels)
+  if (is.null(O)) {
+    O <- matrix(0, n, 1L)
+  } else {
+    O <- as_numeric_matrix(O, labels[["O"]])
+    if (length(O) == 1L) O <- matrix(O, n, 1L)
+    if (nrow(O) != n || !ncol(O) %in% c(1L, p))
+      stop_arg(sprintf("%s must be an n x p matrix (%d x %d) or a vector of length n = %d; got %d x %d.",
+                       labels[["O"]], n, p, n, nrow(O), ncol(O)))
+    check_finite(O, labels[["O"]], " (offsets are on the log scale: a log of zero?)")
+  }
+  dn <- dimnames(Y)
+  list(Y = NULL, O = as_double_matrix(O), X = base$X, w = base$w, n = n, p = p,
+       csr = list(rowptr = as.double(R@p), col = as.double(R@j), val = as.double(v), n = n, p = p),
+       names = list(samples = unique_names(dn[[1L]], "sample (row)", labels[["Y"]]),
+                    species = unique_names(dn[[2L]], "species (column)", labels[["Y"]]),
+                    covariates = base$names$covariates))
+}
+
 ## Checks explicit starting values against the data's dimensions.
 check_start <- function(start, n, p, d, arg = "init") {
   want <- list(B = c(d, p), M = c(n, p), S = c(n, p))

@@ -184,3 +184,30 @@ NULL
 #' ## A fit takes minutes on 2 CPU cores:
 #' ## PLN(Abundance ~ site + offset(log(Offset)), data = microcosm)
 NULL
+
+#' Single-cell RNA-seq data set
+#'
+#' Counts of the 500 most variable transcripts in 3918 cells of a mixture of 5
+#' human lung cancer cell lines (10x Chromium protocol), as PLNmodels ships it:
+#' the data set of its PLN-PCA examples and of this package's single-cell
+#' vignette.
+#'
+#' @format A data frame with 3918 rows (cells) and 3 columns:
+#' * `counts`: 3918 x 500 integer count matrix (a matrix column), one column
+#'   per transcript;
+#' * `cell_line`: factor, the cell line of the cell (5 levels);
+#' * `total_counts`: the total number of reads of the cell; use it as
+#'   `offset(log(total_counts))` in a formula.
+#'
+#' @source Tian, L. et al. (2019). Benchmarking single cell RNA-sequencing
+#'   analysis pipelines using mixture control experiments. *Nature Methods*,
+#'   16, 479--487. \url{https://github.com/LuyiTian/sc_mixology/}. Copied
+#'   unchanged from the R package PLNmodels 1.3.2 (`data/scRNA.rda`, GPL-3).
+#' @docType data
+#' @keywords datasets
+#' @name scRNA
+#' @usage data(scRNA)
+#' @examples
+#' dim(scRNA$counts)
+#' table(scRNA$cell_line)
+NULL

@@ -59,6 +59,46 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// pca_fit_engine
+Rcpp::List pca_fit_engine(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B0, SEXP C0, SEXP M0, SEXP S0, Rcpp::NumericVector ranks, bool fixed_model, std::string start, Rcpp::List control);
+RcppExport SEXP _plntorch_pca_fit_engine(SEXP YSEXP, SEXP OSEXP, SEXP XSEXP, SEXP wSEXP, SEXP B0SEXP, SEXP C0SEXP, SEXP M0SEXP, SEXP S0SEXP, SEXP ranksSEXP, SEXP fixed_modelSEXP, SEXP startSEXP, SEXP controlSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< SEXP >::type Y(YSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type O(OSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type X(XSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type w(wSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type B0(B0SEXP);
+    Rcpp::traits::input_parameter< SEXP >::type C0(C0SEXP);
+    Rcpp::traits::input_parameter< SEXP >::type M0(M0SEXP);
+    Rcpp::traits::input_parameter< SEXP >::type S0(S0SEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type ranks(ranksSEXP);
+    Rcpp::traits::input_parameter< bool >::type fixed_model(fixed_modelSEXP);
+    Rcpp::traits::input_parameter< std::string >::type start(startSEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type control(controlSEXP);
+    rcpp_result_gen = Rcpp::wrap(pca_fit_engine(Y, O, X, w, B0, C0, M0, S0, ranks, fixed_model, start, control));
+    return rcpp_result_gen;
+END_RCPP
+}
+// pca_objective_engine
+Rcpp::List pca_objective_engine(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B, SEXP C, SEXP M, SEXP S, std::string method, std::string dtype);
+RcppExport SEXP _plntorch_pca_objective_engine(SEXP YSEXP, SEXP OSEXP, SEXP XSEXP, SEXP wSEXP, SEXP BSEXP, SEXP CSEXP, SEXP MSEXP, SEXP SSEXP, SEXP methodSEXP, SEXP dtypeSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< SEXP >::type Y(YSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type O(OSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type X(XSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type w(wSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type B(BSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type C(CSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type M(MSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type S(SSEXP);
+    Rcpp::traits::input_parameter< std::string >::type method(methodSEXP);
+    Rcpp::traits::input_parameter< std::string >::type dtype(dtypeSEXP);
+    rcpp_result_gen = Rcpp::wrap(pca_objective_engine(Y, O, X, w, B, C, M, S, method, dtype));
+    return rcpp_result_gen;
+END_RCPP
+}
 // post_variational_B
 Rcpp::List post_variational_B(SEXP X_, SEXP A_, SEXP w_);
 RcppExport SEXP _plntorch_post_variational_B(SEXP X_SEXP, SEXP A_SEXP, SEXP w_SEXP) {
@@ -105,6 +145,8 @@ static const R_CallMethodDef CallEntries[] = {
     {"_plntorch_pln_fit_engine", (DL_FUNC) &_plntorch_pln_fit_engine, 11},
     {"_plntorch_pln_objective_engine", (DL_FUNC) &_plntorch_pln_objective_engine, 10},
     {"_plntorch_pln_backends_engine", (DL_FUNC) &_plntorch_pln_backends_engine, 0},
+    {"_plntorch_pca_fit_engine", (DL_FUNC) &_plntorch_pca_fit_engine, 12},
+    {"_plntorch_pca_objective_engine", (DL_FUNC) &_plntorch_pca_objective_engine, 10},
     {"_plntorch_post_variational_B", (DL_FUNC) &_plntorch_post_variational_B, 3},
     {"_plntorch_post_sandwich_B", (DL_FUNC) &_plntorch_post_sandwich_B, 8},
     {"_plntorch_post_resample_moments", (DL_FUNC) &_plntorch_post_resample_moments, 3},

@@ -3,35 +3,14 @@
 #include <Rcpp.h>
 
 #include "pln/api.h"
+#include "rcpp_util.h"
 
 namespace {
 
-pln::MatrixView view(SEXP x, const char* name) {
-  pln::MatrixView v;
-  if (Rf_isNull(x)) return v;
-  if (!Rf_isReal(x) || !Rf_isMatrix(x)) Rcpp::stop("%s must be a double matrix", name);
-  v.data = REAL(x);
-  v.nrow = Rf_nrows(x);
-  v.ncol = Rf_ncols(x);
-  return v;
-}
-
-Rcpp::NumericMatrix to_r(const pln::Matrix& m) {
-  Rcpp::NumericMatrix out(static_cast<int>(m.nrow), static_cast<int>(m.ncol));
-  std::copy(m.values.begin(), m.values.end(), out.begin());
-  return out;
-}
-
-void check_interrupt_fn(void*) { R_CheckUserInterrupt(); }
-
-// R_CheckUserInterrupt longjmps; R_ToplevelExec contains it and reports it as FALSE.
-bool r_interrupted() { return R_ToplevelExec(check_interrupt_fn, nullptr) == FALSE; }
-
-template <typename T>
-T get(const Rcpp::List& control, const char* name, T fallback) {
-  if (!control.containsElementNamed(name) || Rf_isNull(control[name])) return fallback;
-  return Rcpp::as<T>(control[name]);
-}
+using rcpp_util::get;
+using rcpp_util::r_interrupted;
+using rcpp_util::to_r;
+using rcpp_util::view;
 
 pln::FitInput fit_input(SEXP Y, SEXP O, SEXP X, SEXP w, int64_t n) {
   pln::FitInput in;

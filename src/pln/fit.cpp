@@ -21,6 +21,7 @@
 #include "backend.h"
 #include "elbo.h"
 #include "lbfgs.h"
+#include "memory.h"
 #include "threads.h"
 #ifdef PLN_CUDA_KERNELS
 #include "cuda_util.h"
@@ -77,6 +78,8 @@ double fit_bytes(const FitInput& in, const FitOptions& opt) {
          static_cast<double>(in.Y.ncol) * elem;
 }
 
+}  // namespace
+
 // Bytes the device can still give (NaN when unknown): CUDA free memory plus LibTorch's cached,
 // unused blocks; on the CPU, MemAvailable + SwapFree of /proc/meminfo (Linux).
 double available_bytes(const at::Device& dev) {
@@ -109,6 +112,8 @@ std::string bytes_str(double b) {
   return buf;
 }
 
+namespace {
+
 // detail: what LibTorch said it tried to allocate, when an allocation failed (then avail, the
 // device's free memory, is not the reason: a process limit or fragmentation may be).
 std::runtime_error not_enough_memory(const FitInput& in, const FitOptions& opt, double avail,
@@ -139,6 +144,8 @@ std::string allocation_detail(const std::string& what) {
   return "LibTorch: out of memory";
 }
 
+}  // namespace
+
 // LibTorch's CPU allocator ("can't allocate memory") and CUDA calls other than the caching
 // allocator's ("CUDA error: out of memory").
 bool is_alloc_failure(const std::string& what) {
@@ -154,6 +161,8 @@ void release_cached_memory() {
   }
 #endif
 }
+
+namespace {
 
 // Divergence rules of the loop (see fit_impl): the ELBO may not fall below its start by more
 // than kDivergeFactor times its size, nor settle (pass the tol test) more than kSettleMargin

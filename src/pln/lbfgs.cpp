@@ -15,13 +15,10 @@ namespace {
 constexpr double kArmijo = 1e-4;   // sufficient increase: J(x + t d) >= J + kArmijo t g'd
 constexpr int kBacktracks = 30;    // halvings (or less) of t before the direction is given up
 
-// A pair (M, P) of n x p tensors: the optimiser's vectors.
-struct Pair {
-  at::Tensor M, P;
-};
-
-at::Tensor dot(const Pair& a, const Pair& b) {
-  return at::dot(a.M.reshape(-1), b.M.reshape(-1)) + at::dot(a.P.reshape(-1), b.P.reshape(-1));
+at::Tensor dot(const Vars& a, const Vars& b) {
+  at::Tensor s = at::dot(a[0].reshape(-1), b[0].reshape(-1));
+  for (size_t k = 1; k < a.size(); ++k) s = s + at::dot(a[k].reshape(-1), b[k].reshape(-1));
+  return s;
 }
 
 // The two loops' scalars: host doubles on the CPU, where the vectors are small enough that a
@@ -45,33 +42,35 @@ void axpy_cpu(at::Tensor& a, double c, const at::Tensor& b) {
   for (int64_t k = 0, n = a.numel(); k < n; ++k) x[k] += ct * y[k];
 }
 bool plain(const at::Tensor& t) { return t.is_contiguous() && !t.is_cuda(); }
-
-double dot_as(const Pair& a, const Pair& b, double) {
-  if (!(plain(a.M) && plain(a.P) && plain(b.M) && plain(b.P))) return dot(a, b).item<double>();
-  return a.M.scalar_type() == at::kDouble
-             ? dot_cpu<double>(a.M, b.M) + dot_cpu<double>(a.P, b.P)
-             : dot_cpu<float>(a.M, b.M) + dot_cpu<float>(a.P, b.P);
+bool plain(const Vars& v) {
+  return std::all_of(v.begin(), v.end(), [](const at::Tensor& t) { return plain(t); });
 }
-at::Tensor dot_as(const Pair& a, const Pair& b, const at::Tensor&) { return dot(a, b); }
-void axpy(Pair& a, double c, const Pair& b) {  // a += c b
-  if (!(plain(a.M) && plain(a.P) && plain(b.M) && plain(b.P))) {
-    a.M.add_(b.M, c);
-    a.P.add_(b.P, c);
-  } else if (a.M.scalar_type() == at::kDouble) {
-    axpy_cpu<double>(a.M, c, b.M);
-    axpy_cpu<double>(a.P, c, b.P);
-  } else {
-    axpy_cpu<float>(a.M, c, b.M);
-    axpy_cpu<float>(a.P, c, b.P);
+
+double dot_as(const Vars& a, const Vars& b, double) {
+  if (!(plain(a) && plain(b))) return dot(a, b).item<double>();
+  double s = 0;
+  for (size_t k = 0; k < a.size(); ++k)
+    s += a[k].scalar_type() == at::kDouble ? dot_cpu<double>(a[k], b[k]) : dot_cpu<float>(a[k], b[k]);
+  return s;
+}
+at::Tensor dot_as(const Vars& a, const Vars& b, const at::Tensor&) { return dot(a, b); }
+void axpy(Vars& a, double c, const Vars& b) {  // a += c b
+  const bool cpu = plain(a) && plain(b);
+  for (size_t k = 0; k < a.size(); ++k) {
+    if (!cpu)
+      a[k].add_(b[k], c);
+    else if (a[k].scalar_type() == at::kDouble)
+      axpy_cpu<double>(a[k], c, b[k]);
+    else
+      axpy_cpu<float>(a[k], c, b[k]);
   }
 }
-void axpy(Pair& a, const at::Tensor& c, const Pair& b) {
-  a.M.addcmul_(b.M, c);
-  a.P.addcmul_(b.P, c);
+void axpy(Vars& a, const at::Tensor& c, const Vars& b) {
+  for (size_t k = 0; k < a.size(); ++k) a[k].addcmul_(b[k], c);
 }
 
 struct Memory {
-  Pair s, y;          // step and change of the gradient of -J
+  Vars s, y;          // step and change of the gradient of -J
   at::Tensor rho;     // 1 / s'y, on the device
   double rho_host;    // the same on the host
   const at::Tensor& coef(const at::Tensor&) const { return rho; }
@@ -80,25 +79,22 @@ struct Memory {
 
 class QuasiNewton {
  public:
-  QuasiNewton(const Problem& pb, Backend& backend) : pb_(pb), backend_(backend) {}
+  explicit QuasiNewton(QuasiNewtonModel& model) : model_(model) {}
 
   // The initial inverse Hessian: the model's curvature at the current point.
-  Pair precondition(const Pair& q) const {
-    Pair r;
-    pln::precondition(pb_, prof_, A_, q.M, q.P, r.M, r.P);
-    return r;
-  }
+  Vars precondition(const Vars& q) const { return model_.precondition(q); }
 
   // L-BFGS's two loops over the pairs kept, around the preconditioner; S is the scalars' type.
   template <typename S>
-  Pair two_loops() const {
-    Pair q{g_.M.clone(), g_.P.clone()};
+  Vars two_loops() const {
+    Vars q;
+    for (const auto& t : g_) q.push_back(t.clone());
     std::vector<S> alpha(mem_.size());
     for (size_t k = mem_.size(); k-- > 0;) {
       alpha[k] = mem_[k].coef(S()) * dot_as(mem_[k].s, q, S());
       axpy(q, -alpha[k], mem_[k].y);
     }
-    Pair r = precondition(q);
+    Vars r = precondition(q);
     for (size_t k = 0; k < mem_.size(); ++k) {
       S beta = mem_[k].coef(S()) * dot_as(mem_[k].y, r, S());
       axpy(r, alpha[k] - beta, mem_[k].s);
@@ -106,30 +102,19 @@ class QuasiNewton {
     return r;
   }
 
-  Pair direction() const {
+  Vars direction() const {
     if (mem_.empty()) return precondition(g_);
-    return g_.M.is_cuda() ? two_loops<at::Tensor>() : two_loops<double>();
+    return g_[0].is_cuda() ? two_loops<at::Tensor>() : two_loops<double>();
   }
 
-  // Evaluates J at x (and keeps the point's profile); NaN when Sigma is not positive definite.
-  double value(const Point& x, Profile& prof) {
-    prof = profile(pb_, x);
-    return backend_.value(x, prof).item<double>();
-  }
-
-  void gradient() {
-    at::Tensor gM, gP, A;
-    backend_.gradient(x_, prof_, gM, gP, A);
-    g_ = {gM, gP};
-    A_ = A;
-  }
-
-  // Backtracking along d from x_ (slope = g'd > 0): the accepted point's J, or NaN.
-  double line_search(const Pair& d, double slope, Point& xt, Profile& pt) {
+  // Backtracking along d from x_ (slope = g'd > 0): the accepted point's J (then the model's trial
+  // point), or NaN.
+  double line_search(const Vars& d, double slope, Vars& xt) {
     double t = 1;
     for (int k = 0; k < kBacktracks; ++k) {
-      xt = {at::add(x_.M, d.M, t), at::add(x_.P, d.P, t)};
-      const double Jt = value(xt, pt);
+      xt.clear();
+      for (size_t v = 0; v < x_.size(); ++v) xt.push_back(at::add(x_[v], d[v], t));
+      const double Jt = model_.value(xt);
       // Jt > J_ too: where J_ + kArmijo t slope rounds to J_, a step must still increase J.
       if (std::isfinite(Jt) && Jt >= J_ + kArmijo * t * slope && Jt > J_) {
         t_ = t;
@@ -143,19 +128,20 @@ class QuasiNewton {
     return std::numeric_limits<double>::quiet_NaN();
   }
 
-  QuasiNewtonResult run(const FitOptions& opt, State& st, const std::function<void()>& poll,
+  QuasiNewtonResult run(const FitOptions& opt, Vars& x, const std::function<void()>& poll,
                         const std::function<void(int64_t, double)>& progress) {
     QuasiNewtonResult res;
-    x_ = to_point(pb_, st);
-    J_ = value(x_, prof_);
+    x_ = x;
+    J_ = model_.value(x_);
     res.objective.push_back(J_);
     if (!std::isfinite(J_)) return res;  // the caller names the starting values
-    gradient();
+    model_.accept();
+    g_ = model_.gradient();
     double last_gain = std::numeric_limits<double>::infinity();
     res.status = "maxit";
     while (res.iterations < opt.maxit) {
       poll();
-      Pair d = direction();
+      Vars d = direction();
       double slope = dot_as(g_, d, 0.0);
       if (!(slope > 0) && !mem_.empty()) {  // the pairs lost the ascent: start them afresh
         mem_.clear();
@@ -168,15 +154,14 @@ class QuasiNewton {
         res.status = "converged";
         break;
       }
-      Point xt;
-      Profile pt;
-      double Jt = line_search(d, slope, xt, pt);
+      Vars xt;
+      double Jt = line_search(d, slope, xt);
       if (!std::isfinite(Jt) && !mem_.empty()) {  // once more along the preconditioned gradient
         mem_.clear();
         d = precondition(g_);
         slope = dot_as(g_, d, 0.0);
         res.predicted_gain = slope / std::fabs(J_);
-        Jt = line_search(d, slope, xt, pt);
+        Jt = line_search(d, slope, xt);
       }
       if (!std::isfinite(Jt)) {
         // No increase J can represent: converged at the precision of the fit when the predicted
@@ -185,15 +170,19 @@ class QuasiNewton {
         break;
       }
       // Accepted: the pair (s, y) with s = t d, y = g - g_new (the change of the gradient of -J).
-      Pair g_old = g_;
+      Vars g_old = g_;
       x_ = xt;
-      prof_ = pt;
+      model_.accept();
       last_gain = (Jt - J_) / std::fabs(Jt);
       J_ = Jt;
-      gradient();
-      Memory m{{d.M.mul_(t_), d.P.mul_(t_)}, {g_old.M.sub_(g_.M), g_old.P.sub_(g_.P)}, {}, 0};
+      g_ = model_.gradient();
+      Memory m{{}, {}, {}, 0};
+      for (size_t v = 0; v < d.size(); ++v) {
+        m.s.push_back(d[v].mul_(t_));
+        m.y.push_back(g_old[v].sub_(g_[v]));
+      }
       at::Tensor sy;  // s'y: a 0-dim tensor too on a GPU, for the two loops' device scalars
-      if (g_.M.is_cuda()) sy = dot(m.s, m.y);
+      if (g_[0].is_cuda()) sy = dot(m.s, m.y);
       m.rho_host = 1 / (sy.defined() ? sy.item<double>() : dot_as(m.s, m.y, 0.0));
       if (m.rho_host > 0 && std::isfinite(m.rho_host)) {  // J is not concave everywhere: keep
         if (sy.defined()) m.rho = 1 / sy;                  // curvature pairs only
@@ -205,19 +194,50 @@ class QuasiNewton {
       res.last_gain = last_gain;
       if (progress) progress(res.iterations, J_);
     }
-    to_state(pb_, x_, prof_, st);
+    x = x_;
     return res;
   }
 
  private:
+  QuasiNewtonModel& model_;
+  Vars x_;
+  double J_ = 0, t_ = 1;
+  Vars g_;
+  std::deque<Memory> mem_;
+};
+
+// PLN as a model of the optimiser: the profiled ELBO in (M, P) (elbo.h), evaluated by a backend,
+// with the closed-form blocks of each point kept beside it.
+class PlnModel : public QuasiNewtonModel {
+ public:
+  PlnModel(const Problem& pb, Backend& backend) : pb_(pb), backend_(backend) {}
+  double value(const Vars& x) override {
+    trial_ = {x[0], x[1]};
+    trial_prof_ = profile(pb_, trial_);
+    return backend_.value(trial_, trial_prof_).item<double>();
+  }
+  void accept() override {
+    x_ = trial_;
+    prof_ = trial_prof_;
+  }
+  Vars gradient() override {
+    at::Tensor gM, gP;
+    backend_.gradient(x_, prof_, gM, gP, A_);
+    return {gM, gP};
+  }
+  Vars precondition(const Vars& q) override {
+    at::Tensor rM, rP;
+    pln::precondition(pb_, prof_, A_, q[0], q[1], rM, rP);
+    return {rM, rP};
+  }
+  void to_state(State& st) const { pln::to_state(pb_, x_, prof_, st); }
+
+ private:
   const Problem& pb_;
   Backend& backend_;
-  Point x_;
-  Profile prof_;
-  double J_ = 0, t_ = 1;
-  Pair g_;
+  Point trial_, x_;
+  Profile trial_prof_, prof_;
   at::Tensor A_;
-  std::deque<Memory> mem_;
 };
 
 }  // namespace
@@ -225,8 +245,19 @@ class QuasiNewton {
 QuasiNewtonResult run_quasi_newton(const Problem& pb, Backend& backend, const FitOptions& opt,
                                    State& st, const std::function<void()>& poll,
                                    const std::function<void(int64_t, double)>& progress) {
-  QuasiNewton qn(pb, backend);
-  return qn.run(opt, st, poll, progress);
+  PlnModel model(pb, backend);
+  const Point x0 = to_point(pb, st);
+  Vars x{x0.M, x0.P};
+  auto res = run_quasi_newton(model, x, opt, poll, progress);
+  if (!res.objective.empty() && std::isfinite(res.objective.front())) model.to_state(st);
+  return res;
+}
+
+QuasiNewtonResult run_quasi_newton(QuasiNewtonModel& model, Vars& x, const FitOptions& opt,
+                                   const std::function<void()>& poll,
+                                   const std::function<void(int64_t, double)>& progress) {
+  QuasiNewton qn(model);
+  return qn.run(opt, x, poll, progress);
 }
 
 }  // namespace pln

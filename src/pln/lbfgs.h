@@ -1,7 +1,8 @@
-// The default optimiser: L-BFGS on the profiled ELBO J(M, P) of elbo.h (B and Omega in closed form
-// at every point), with the model's curvature (precondition() in elbo.h) as the initial inverse
-// Hessian and a backtracking line search on J itself, so that every accepted iteration increases J.
-// Every backend runs it: they differ only in how J and its gradient are evaluated (backend.h).
+// The default optimiser: L-BFGS on a model's objective J, with the model's curvature as the
+// initial inverse Hessian and a backtracking line search on J itself, so that every accepted
+// iteration increases J. It is written once against QuasiNewtonModel; PLN is one model (the
+// profiled ELBO J(M, P) of elbo.h, B and Omega in closed form at every point, curvature.h), PLN-PCA
+// another (pca.h). Every backend runs it: they differ only in how J and its gradient are evaluated.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +29,32 @@ struct QuasiNewtonResult {
   double predicted_gain = 0;  // slope along the last direction, relative to |J|
 };
 
-// Runs up to opt.maxit iterations from st (its B, M, S), leaving the final state in st.
+// The optimiser's vectors: a list of tensors (a model's variables), with the dot product and
+// axpy summed over the list.
+using Vars = std::vector<at::Tensor>;
+
+// A model as the optimiser sees it. The optimiser evaluates trial points (value()), makes the
+// accepted one current (accept()), and asks for the gradient and the curvature there.
+class QuasiNewtonModel {
+ public:
+  virtual ~QuasiNewtonModel() = default;
+  // J at x, NaN where it is not defined; x becomes the trial point.
+  virtual double value(const Vars& x) = 0;
+  // The trial point of the last value() call becomes the current point.
+  virtual void accept() = 0;
+  // The gradient of J at the current point.
+  virtual Vars gradient() = 0;
+  // The model's inverse curvature applied to q, at the current point (after gradient()).
+  virtual Vars precondition(const Vars& q) = 0;
+};
+
+// Runs up to opt.maxit iterations of L-BFGS from x (the final point is left in x), with opt.tol's
+// stopping rule (QuasiNewtonResult::status).
+QuasiNewtonResult run_quasi_newton(QuasiNewtonModel& model, Vars& x, const FitOptions& opt,
+                                   const std::function<void()>& poll,
+                                   const std::function<void(int64_t, double)>& progress);
+
+// PLN: runs up to opt.maxit iterations from st (its B, M, S), leaving the final state in st.
 // poll() is called every iteration; it throws to stop (Ctrl-C); progress(t, J) when tracing.
 QuasiNewtonResult run_quasi_newton(const Problem& pb, Backend& backend, const FitOptions& opt,
                                    State& st, const std::function<void()>& poll,

@@ -23,6 +23,8 @@
 #include "fused.h"
 #include "problem.h"
 #endif
+#include "pca.h"  // PLN-PCA is plain ATen: its CUDA tests need a device, not the kernels
+#include "problem.h"
 
 namespace {
 
@@ -402,6 +404,64 @@ TEST_CASE("CUDA: out of memory is one clear error naming the size; the device st
 }
 #endif
 
+TEST_CASE("CUDA: PLN-PCA's passes and gradient follow the CPU's (float64, weights)", "[cuda]") {
+  if (!at::hasCUDA()) {  // plain ATen: no kernels needed, a device is
+    WARN("no CUDA device: CUDA tests skipped");
+    return;
+  }
+  std::mt19937 rng(5);
+  std::normal_distribution<double> N(0, 1);
+  const int64_t n = 50, p = 9, q = 2, d = 2;
+  auto cpu = at::TensorOptions().dtype(at::kDouble);
+  auto Y = at::poisson(at::full({n, p}, 2.0, cpu));
+  pln::PcaInput in;
+  std::vector<double> Yc(n * p), X(n * d), O(n), w(n), B(d * p), C(p * q), M(n * q), S(n * q);
+  auto Yt = Y.t().contiguous();
+  std::copy(Yt.data_ptr<double>(), Yt.data_ptr<double>() + n * p, Yc.begin());
+  for (int64_t i = 0; i < n; ++i) {
+    X[i] = 1;
+    X[n + i] = N(rng);
+    O[i] = 0.3 * N(rng);
+    w[i] = 1 + 0.5 * std::fabs(N(rng));
+  }
+  for (auto* v : {&B, &C, &M}) for (auto& x : *v) x = 0.3 * N(rng);
+  for (auto& x : S) x = 0.5 + 0.1 * std::fabs(N(rng));
+  in.Y = {Yc.data(), n, p};
+  in.O = {O.data(), n, 1};
+  in.X = {X.data(), n, d};
+  in.w = w.data();
+  in.B0 = {B.data(), d, p};
+  in.C0 = {C.data(), p, q};
+  in.M0 = {M.data(), n, q};
+  in.S0 = {S.data(), n, q};
+  for (const char* dev : {"cpu", "cuda"}) {
+    auto opt = at::TensorOptions().dtype(at::kDouble).device(pln::parse_device(dev));
+    auto pb = pln::make_pca_problem(in, opt, false);
+    pln::Vars x{pln::to_tensor(in.B0, opt), pln::to_tensor(in.C0, opt),
+                pln::to_tensor(in.M0, opt), at::log(at::square(pln::to_tensor(in.S0, opt)))};
+    auto rows = pln::pca_rows_pass(pb, x).to(at::kCPU);
+    auto g = pln::pca_gradient_pass(pb, x);
+    static at::Tensor rows0;
+    static std::vector<at::Tensor> g0;
+    if (std::string(dev) == "cpu") {
+      rows0 = rows;
+      g0.clear();
+      for (auto& t : g) g0.push_back(t.to(at::kCPU));
+    } else {
+      CHECK(at::allclose(rows, rows0, 1e-10, 1e-10));
+      for (size_t k = 0; k < g.size(); ++k) CHECK(at::allclose(g[k].to(at::kCPU), g0[k], 1e-9, 1e-9));
+    }
+  }
+  pln::FitOptions o;
+  o.backend = "fused";
+  o.maxit = 20;
+  o.tol = 0;
+  auto rc = pln::pca_fit(in, {1, 2}, o, pln::Callbacks());
+  o.device = "cuda";
+  auto rg = pln::pca_fit(in, {1, 2}, o, pln::Callbacks());
+  for (size_t k = 0; k < 2; ++k)
+    CHECK(max_rel_diff(rg.fits[k].objective, rc.fits[k].objective) < 1e-8);
+}
 // ---- The low-rank pass's kernels (lowrank_pass_cuda.cu) against the chunked ATen path on the
 // same device, and against the dense references: float32 and float64, both offset forms, weights,
 // sizes that are no multiple of the tiles (128 x 64) or of r's padding (16), one column group and

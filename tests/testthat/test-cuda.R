@@ -163,3 +163,20 @@ test_that("predict() with responses and predict_cond() on CUDA follow the CPU, e
     expect_lt(max(abs(predict(g32, nd, responses = Y) - ref)), 5e-2)
   }
 })
+
+test_that("PLN-PCA on CUDA follows the CPU with every backend, dense and sparse counts", {
+  skip_if_no_cuda()
+  cpu <- PLNPCA(Abundance ~ 1 + offset(log(Offset)), data = mollusk, ranks = 1:3)
+  for (backend in pln_backends()$backends) {
+    gpu <- PLNPCA(Abundance ~ 1 + offset(log(Offset)), data = mollusk, ranks = 1:3,
+                  control = PLNPCA_param(backend = backend, device = "cuda"))
+    expect_identical(gpu$optim_par$device, "cuda:0")
+    expect_equal(gpu$criteria$loglik, cpu$criteria$loglik, tolerance = 1e-6)
+  }
+  skip_if_not_installed("Matrix")
+  Ysp <- Matrix::Matrix(unclass(mollusk$Abundance), sparse = TRUE)
+  Offset <- mollusk$Offset
+  sp <- PLNPCA(Ysp ~ 1 + offset(log(Offset)), ranks = 1:3,
+               control = PLNPCA_param(backend = "fused", device = "cuda"))
+  expect_equal(sp$criteria$loglik, cpu$criteria$loglik, tolerance = 1e-6)
+})

@@ -1,0 +1,268 @@
+// PLN-PCA fits: the model as the quasi-Newton optimiser sees it, and the collection of ranks in one
+// call (each rank from the SVD start, the previous rank's optimum or both), with the memory check
+// before any tensor.
+#include <c10/util/Exception.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <new>
+#include <sstream>
+
+#include "memory.h"
+#include "pca.h"
+#include "problem.h"
+#include "threads.h"
+
+namespace pln {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// PLNmodels' starting variance of the variational scores.
+constexpr double kStartS2 = 0.01;
+
+class PcaModel : public QuasiNewtonModel {
+ public:
+  PcaModel(const PcaProblem& pb, PcaBackend& backend, bool fixed_model)
+      : pb_(pb), backend_(backend), fixed_(fixed_model) {}
+  double value(const Vars& x) override {
+    trial_ = x;
+    return backend_.value(x).item<double>();
+  }
+  void accept() override { x_ = trial_; }
+  Vars gradient() override {
+    Vars g = backend_.gradient(x_);
+    h_ = pca_curvature(pb_, x_);
+    if (fixed_) hold(g);
+    return g;
+  }
+  Vars precondition(const Vars& q) override {
+    Vars r = pca_precondition(h_, q);
+    if (fixed_) hold(r);
+    return r;
+  }
+
+ private:
+  // The variational step: B and C do not move.
+  static void hold(Vars& v) {
+    v[kB] = at::zeros_like(v[kB]);
+    v[kC] = at::zeros_like(v[kC]);
+  }
+  const PcaProblem& pb_;
+  PcaBackend& backend_;
+  bool fixed_;
+  Vars trial_, x_;
+  PcaCurvature h_;
+};
+
+at::Tensor columns(const at::Tensor& t, int64_t k0, int64_t k1) {
+  return t.slice(1, k0, k1).contiguous();
+}
+
+// Bytes a fit needs at its peak: the counts (CSR; dense n x p tensors too for eager and script,
+// with autograd's saved ones), the variables and the optimiser's copies of them (5 pairs of 2,
+// point, trial, gradient, direction, curvature: ~20), and the passes' blocks of rows.
+double pca_bytes(const PcaInput& in, int64_t qmax, const FitOptions& opt) {
+  const double elem = opt.dtype == "float32" ? 4 : 8;
+  const double n = static_cast<double>(in.Y.present() ? in.Y.nrow : in.n);
+  const double p = static_cast<double>(in.Y.present() ? in.Y.ncol : in.p);
+  const double d = static_cast<double>(in.X.ncol);
+  const double nnz = in.Y.present() ? n * p : static_cast<double>(in.nnz);
+  const double q = static_cast<double>(qmax);
+  double bytes = nnz * (16 + elem) + 20 * (2 * n * q + p * (q + d)) * elem +
+                 n * (5 * q + d * d + d) * elem + 3 * elem * (1 << 22);
+  if (opt.backend != "fused") bytes += 8 * n * p * elem;
+  if (in.O.present() && in.O.ncol > 1) bytes += n * p * elem;
+  return bytes;
+}
+
+std::runtime_error pca_not_enough_memory(const PcaInput& in, int64_t qmax, const FitOptions& opt,
+                                         double avail, const std::string& detail) {
+  std::ostringstream m;
+  const int64_t n = in.Y.present() ? in.Y.nrow : in.n, p = in.Y.present() ? in.Y.ncol : in.p;
+  m << "not enough memory on " << opt.device << ": this PLN-PCA fit needs about "
+    << bytes_str(pca_bytes(in, qmax, opt)) << " (" << n << " x " << p << " counts, rank up to "
+    << qmax << ", " << opt.dtype << ", backend '" << opt.backend << "')";
+  if (!detail.empty())
+    m << " and an allocation failed (" << detail << ")";
+  else if (opt.max_bytes > 0)
+    m << " and options(plntorch.max_memory) allows " << bytes_str(opt.max_bytes);
+  else if (std::isfinite(avail))
+    m << " and " << bytes_str(avail) << " is free";
+  m << "; try ";
+  if (opt.backend != "fused") m << "backend = 'fused' (no n x p arrays), ";
+  if (opt.dtype != "float32") m << "dtype = 'float32', ";
+  m << "sparse counts (a dgCMatrix), or fewer samples";
+  return std::runtime_error(m.str());
+}
+
+at::Tensor start_tensor(const MatrixView& v, const char* name, int64_t nrow, int64_t ncol_min,
+                        const at::TensorOptions& opt) {
+  if (!v.present() || v.nrow != nrow || v.ncol < ncol_min)
+    throw std::invalid_argument(std::string("the starting value ") + name +
+                                " is missing or has the wrong dimensions");
+  return to_tensor(v, opt);
+}
+
+PcaRankResult to_result(const PcaProblem& pb, const Vars& x, int64_t q) {
+  c10::NoGradGuard no_grad;
+  PcaRankResult r;
+  r.rank = q;
+  r.B = to_matrix(x[kB]);
+  r.C = to_matrix(x[kC]);
+  r.M = to_matrix(x[kM]);
+  r.S = to_matrix(at::exp(0.5 * x[kP]));
+  auto rows = pca_rows_pass(pb, x).to(at::kCPU, at::kDouble).contiguous();
+  r.loglik_vec.assign(rows.data_ptr<double>(), rows.data_ptr<double>() + pb.n);
+  return r;
+}
+
+PcaResult pca_fit_impl(const PcaInput& in, const std::vector<int64_t>& ranks,
+                       const FitOptions& opt, const Callbacks& cb) {
+  if (ranks.empty()) throw std::invalid_argument("no rank to fit");
+  for (size_t k = 0; k < ranks.size(); ++k)
+    if (ranks[k] < 1 || (k > 0 && ranks[k] <= ranks[k - 1]))
+      throw std::invalid_argument("ranks must be positive, increasing and distinct");
+  if (opt.optimizer != "lbfgs")
+    throw std::invalid_argument("PLN-PCA is fitted by optimizer 'lbfgs' only");
+  if (opt.maxit < 1) throw std::invalid_argument("maxit must be at least 1");
+  const int64_t qmax = ranks.back();
+  ThreadScope threads(opt.num_threads);
+  const auto t_setup = Clock::now();
+  const auto topt = at::TensorOptions().device(parse_device(opt.device)).dtype(parse_dtype(opt.dtype));
+  if (opt.max_bytes >= 0) {
+    const double avail = opt.max_bytes > 0 ? opt.max_bytes : available_bytes(topt.device());
+    if (std::isfinite(avail) && pca_bytes(in, qmax, opt) > avail)
+      throw pca_not_enough_memory(in, qmax, opt, avail, "");
+  }
+  PcaProblem pb = make_pca_problem(in, topt, opt.backend != "fused");
+  auto backend = make_pca_backend(pb, opt.backend);
+  const auto B0 = start_tensor(in.B0, "B", pb.d, pb.p, topt);
+  const auto C0 = start_tensor(in.C0, "C", pb.p, qmax, topt);
+  const auto M0 = start_tensor(in.M0, "M", pb.n, qmax, topt);
+  const auto P0 = in.S0.present() ? at::log(at::square(start_tensor(in.S0, "S", pb.n, qmax, topt)))
+                                  : at::full({pb.n, qmax}, std::log(kStartS2), topt);
+  PcaResult out;
+  out.setup_seconds = seconds_since(t_setup);
+  out.backend = opt.backend;
+  out.device = topt.device().str();
+  out.dtype = opt.dtype;
+  out.threads = threads.threads();
+
+  auto last_poll = Clock::now();
+  auto poll = [&] {
+    if (cb.interrupted && seconds_since(last_poll) > 0.05) {
+      last_poll = Clock::now();
+      if (cb.interrupted()) throw Interrupted();
+    }
+  };
+  if (in.start != "best" && in.start != "warm" && in.start != "svd")
+    throw std::invalid_argument("unknown start '" + in.start + "' (use 'best', 'warm' or 'svd')");
+  auto progress = [&](int64_t step, double J) {
+    if (opt.trace > 0 && cb.progress) cb.progress(step, J);
+  };
+  // One run of the optimiser from x (left at its optimum).
+  auto run = [&](Vars& x) {
+    PcaModel model(pb, *backend, in.fixed_model);
+    return run_quasi_newton(model, x, opt, poll, progress);
+  };
+  Vars prev;
+  int64_t q_prev = 0;
+  for (int64_t q : ranks) {
+    const auto t0 = Clock::now();
+    std::vector<Vars> starts;
+    if (in.start != "warm" || prev.empty())
+      starts.push_back({B0.clone(), columns(C0, 0, q), columns(M0, 0, q), columns(P0, 0, q)});
+    if (in.start != "svd" && !prev.empty())
+      starts.push_back({prev[kB].clone(), at::cat({prev[kC], columns(C0, q_prev, q)}, 1),
+                        at::cat({prev[kM], at::zeros({pb.n, q - q_prev}, topt)}, 1),
+                        at::cat({prev[kP], columns(P0, q_prev, q)}, 1)});
+    Vars best;
+    QuasiNewtonResult best_qn;
+    for (auto& x : starts) {
+      auto qn = run(x);
+      if (qn.objective.empty() || !std::isfinite(qn.objective.front()))
+        throw std::runtime_error(
+            "the ELBO is not finite at the starting point of rank " + std::to_string(q) +
+            ": exp(O + X B + M C') overflows; use dtype = 'float64' or rescale the offsets");
+      if (best.empty() || qn.objective.back() > best_qn.objective.back()) {
+        best = x;
+        best_qn = std::move(qn);
+      }
+    }
+    PcaRankResult r = to_result(pb, best, q);
+    r.seconds = seconds_since(t0);
+    r.objective = std::move(best_qn.objective);
+    r.steps = best_qn.iterations;
+    r.status = best_qn.status;
+    r.last_change = best_qn.last_gain;
+    r.predicted_change = best_qn.predicted_gain;
+    for (double v : r.loglik_vec)
+      if (!std::isfinite(v))
+        throw std::runtime_error("the PLN-PCA fit of rank " + std::to_string(q) +
+                                 " diverged: its log-likelihood is not finite");
+    out.fits.push_back(std::move(r));
+    prev = best;
+    q_prev = q;
+  }
+  return out;
+}
+
+}  // namespace
+
+PcaResult pca_fit(const PcaInput& in, const std::vector<int64_t>& ranks, const FitOptions& opt,
+                  const Callbacks& cb) {
+  const int64_t qmax = ranks.empty() ? 0 : ranks.back();
+  try {
+    return pca_fit_impl(in, ranks, opt, cb);
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    if (!is_alloc_failure(what)) throw std::runtime_error(what);
+    release_cached_memory();
+    throw pca_not_enough_memory(in, qmax, opt, available_bytes(parse_device(opt.device)),
+                                "LibTorch: out of memory");
+  } catch (const std::bad_alloc&) {
+    throw pca_not_enough_memory(in, qmax, opt, available_bytes(at::Device(at::kCPU)),
+                                "std::bad_alloc");
+  }
+}
+
+PcaObjective pca_objective(const PcaInput& in, const std::string& method, const std::string& dtype) {
+  try {
+    const auto topt = at::TensorOptions().dtype(parse_dtype(dtype));
+    PcaProblem pb = make_pca_problem(in, topt, method != "analytic");
+    const int64_t q = in.C0.ncol;
+    Vars x{start_tensor(in.B0, "B", pb.d, pb.p, topt), start_tensor(in.C0, "C", pb.p, q, topt),
+           start_tensor(in.M0, "M", pb.n, q, topt),
+           at::log(at::square(start_tensor(in.S0, "S", pb.n, q, topt)))};
+    PcaObjective out;
+    Vars g;
+    if (method == "analytic") {
+      out.objective = at::sum(pb.w * pca_rows_pass(pb, x)).item<double>();
+      g = pca_gradient_pass(pb, x);
+    } else if (method == "autograd" || method == "script") {
+      auto be = make_pca_backend(pb, method == "script" ? "script" : "eager");
+      out.objective = be->value(x).item<double>();
+      g = be->gradient(x);
+    } else {
+      throw std::invalid_argument("unknown method '" + method +
+                                  "' (use 'autograd', 'script' or 'analytic')");
+    }
+    out.B = to_matrix(g[kB]);
+    out.C = to_matrix(g[kC]);
+    out.M = to_matrix(g[kM]);
+    out.S = to_matrix(g[kP] * 2 / at::exp(0.5 * x[kP]));  // dJ/dS = dJ/dP * 2 / S
+    return out;
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(e.what_without_backtrace());
+  }
+}
+
+}  // namespace pln
