@@ -10,12 +10,16 @@
 #      inst/bench/leak-check.R on the GPU (100 fits per backend);
 #   6. (stage lowrank, not in the default list) the low-rank pass at n = 1e6, p = 2e4, q = 20, 5%
 #      non-zeros (lowrank_bench): results/<date>-<gpu>-lowrank.csv and lowrank.log.
+#   7. (stage pcascale, not in the default list) PLN-PCA fits through pca_fit at n = 1e6, p = 2e4,
+#      q = 20 (pca_scale; builds its target alone if the build stage did not run): each run of
+#      PCASCALE_RUNS (';'-separated argument lists) appends to results/<date>-<gpu>-pca-scale.csv,
+#      log pca-scale.log.
 # Logs and results go to $OUT (default /tmp/pln-gpu): summary.txt, build.log, tests.log,
 # bench.log, r.log, leak.log, results/<date>-<gpu>.csv, results/<date>-<gpu>-traces.csv.
 #
 # Needs .carry/catch2/catch.hpp (Debian's catch2 header) and, for step 5, .rdeb
 # (sh ../shared/tools/device-r.sh fetch). Usage:
-#   bash inst/bench/run-gpu.sh [stages...]     stages: build tests bench r lowrank
+#   bash inst/bench/run-gpu.sh [stages...]     stages: build tests bench r lowrank pcascale
 #                                              (default: build tests bench r)
 #   LOWRANK_ARGS="--n 100000 --dtype float32" bash inst/bench/run-gpu.sh build lowrank
 #   SCALE=1000000,1000,200 STEPS=5000 REPS=2 bash inst/bench/run-gpu.sh
@@ -89,7 +93,7 @@ direct_build() {
 cmake_build() {
   cmake -S tests/cpp -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TP/share/cmake" \
     -DPLN_CUDA_KERNELS=ON -DCMAKE_CUDA_ARCHITECTURES="$CC_CAP" -DCMAKE_CUDA_FLAGS="-Xptxas -v" \
-    -DCATCH2_INCLUDE_DIR="$ROOT/.carry" && cmake --build "$BUILD" -j "$JOBS"
+    -DCATCH2_INCLUDE_DIR="$ROOT/.carry" && cmake --build "$BUILD" -j "$JOBS" ${1:+--target "$@"}
 }
 
 if want build; then
@@ -143,6 +147,16 @@ if want lowrank && [ -x "$BUILD/lowrank_bench" ]; then
   stage lowrank "$OUT/lowrank.log" timeout 420 "$BUILD/lowrank_bench" --out "$OUT/results" \
     --reps "${LOWRANK_REPS:-3}" ${LOWRANK_ARGS:-}
   grep -E '^(lowrank_bench|counts|float)' "$OUT/lowrank.log" | tee -a "$SUMMARY"
+fi
+
+if want pcascale; then
+  [ -x "$BUILD/pca_scale" ] || stage pcascale-build "$OUT/build.log" cmake_build pca_scale
+  IFS=';' read -ra PCA_RUNS <<<"${PCASCALE_RUNS:---n 100000 --time-limit 100;--time-limit 300}"
+  for a in "${PCA_RUNS[@]}"; do  # each run's time limit, plus a minute for what follows the fit
+    lim=$(echo "$a" | sed -n 's/.*--time-limit \([0-9]*\).*/\1/p')
+    stage pcascale "$OUT/pca-scale.log" timeout $((${lim:-400} + 60)) "$BUILD/pca_scale" --out "$OUT/results" $a
+  done
+  grep -E '^(pca_scale|data|start|pilot|time limit|fit|rank)' "$OUT/pca-scale.log" | tee -a "$SUMMARY"
 fi
 
 if want r && [ -f .rdeb/env.sh ] && grep -q '^== R CMD INSTALL: ok' "$OUT/r.log" 2>/dev/null; then
