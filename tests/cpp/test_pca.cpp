@@ -191,3 +191,20 @@ TEST_CASE("PCA: bad ranks and a fit too large for max_bytes are refused with a m
   CHECK_THROWS_WITH(pln::pca_fit(D.input(false, false, true), {1, 2}, opt, pln::Callbacks()),
                     Catch::Contains("not enough memory") && Catch::Contains("needs about"));
 }
+
+TEST_CASE("PCA: the curvature in log S^2 stays finite and positive where S^2 underflows in float32") {
+  // exp(P) is exactly 0 in float32 below P ~ -103.3: the secant curvature must not use log(S2).
+  const auto D = simulate_pca(20, 8, 2);
+  const auto opt = at::TensorOptions().dtype(at::kFloat);
+  auto pb = pln::make_pca_problem(D.input(false, true, true), opt, false);
+  auto f64 = at::TensorOptions().dtype(at::kDouble);
+  pln::Vars x(4);
+  x[pln::kB] = at::from_blob(const_cast<double*>(D.B.data()), {2, D.p}, f64).clone().to(at::kFloat);
+  x[pln::kC] = at::from_blob(const_cast<double*>(D.C.data()), {2, D.p}, f64).t().contiguous().to(at::kFloat);
+  x[pln::kM] = at::zeros({D.n, 2}, opt);
+  x[pln::kP] = at::full({D.n, 2}, -104.0, opt);
+  REQUIRE(at::exp(x[pln::kP]).max().item<float>() == 0.0f);
+  auto h = pln::pca_curvature(pb, x);
+  CHECK(at::isfinite(h.hP).all().item<bool>());
+  CHECK(h.hP.min().item<float>() > 0.0f);
+}
