@@ -118,7 +118,7 @@ PLNPCA <- function(formula, data, subset, weights, ranks = 1:5, control = PLNPCA
 ## The LM start of PLNmodels: B the least squares of log((1 + Y) / exp(O)) on X, and the SVD of
 ## its residuals, C = V D / sqrt(n) and M = sqrt(n) U (so that M C' is the residuals' best rank q).
 pca_start <- function(dat, qmax) {
-  L <- log1p(dense_counts(dat)) - offset_matrix(dat)
+  L <- log1p(pca_dense_counts(dat)) - offset_matrix(dat)
   sw <- sqrt(dat$w)
   B <- qr.coef(qr(dat$X * sw), L * sw)
   B[is.na(B)] <- 0
@@ -131,7 +131,7 @@ pca_start <- function(dat, qmax) {
 ## The offsets as an n x p matrix (the sparse path keeps one column when given one per sample).
 offset_matrix <- function(dat) dat$O[, rep_len(seq_len(ncol(dat$O)), dat$p), drop = FALSE]
 
-dense_counts <- function(dat) {
+pca_dense_counts <- function(dat) {
   if (!is.null(dat$Y)) return(dat$Y)
   Y <- matrix(0, dat$n, dat$p)
   rows <- rep.int(seq_len(dat$n), diff(dat$csr$rowptr))
@@ -186,7 +186,7 @@ pca_r2_bounds <- function(Y, dat) {
 }
 
 new_PLNPCAfamily_torch <- function(res, dat, ranks, ...) {
-  Y <- dense_counts(dat)
+  Y <- pca_dense_counts(dat)
   bounds <- pca_r2_bounds(Y, dat)
   extra <- list(...)
   fits <- lapply(res$fits, function(f) new_PLNPCAfit_torch(f, dat, Y, bounds, res, extra))
