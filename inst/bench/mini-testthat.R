@@ -6,6 +6,7 @@
 skip <- function(message) stop(structure(class = c("mt_skip", "condition"),
                                          list(message = message, call = NULL)))
 skip_if_not <- function(condition, message = "condition is FALSE") if (!isTRUE(condition)) skip(message)
+skip_if_not_installed <- function(pkg) skip_if_not(requireNamespace(pkg, quietly = TRUE), paste(pkg, "is not installed"))
 .expect <- function(ok, what) {
   if (isTRUE(ok)) .mt$passed <- .mt$passed + 1L
   else { .mt$failed <- .mt$failed + 1L; cat("    FAILED:", what, "\n") }

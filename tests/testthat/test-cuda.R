@@ -171,12 +171,14 @@ test_that("PLN-PCA on CUDA follows the CPU with every backend, dense and sparse 
     gpu <- PLNPCA(Abundance ~ 1 + offset(log(Offset)), data = mollusk, ranks = 1:3,
                   control = PLNPCA_param(backend = backend, device = "cuda"))
     expect_identical(gpu$optim_par$device, "cuda:0")
-    expect_equal(gpu$criteria$loglik, cpu$criteria$loglik, tolerance = 1e-6)
+    ## converged fits stop within the optimiser's tolerance of the optimum, in another summation
+    ## order: 4.6e-6 relative at most on an H200 (2026-11-23), 1e-5 between the CPU's backends
+    expect_equal(gpu$criteria$loglik, cpu$criteria$loglik, tolerance = 1e-5)
   }
   skip_if_not_installed("Matrix")
   Ysp <- Matrix::Matrix(unclass(mollusk$Abundance), sparse = TRUE)
   Offset <- mollusk$Offset
   sp <- PLNPCA(Ysp ~ 1 + offset(log(Offset)), ranks = 1:3,
                control = PLNPCA_param(backend = "fused", device = "cuda"))
-  expect_equal(sp$criteria$loglik, cpu$criteria$loglik, tolerance = 1e-6)
+  expect_equal(sp$criteria$loglik, cpu$criteria$loglik, tolerance = 1e-5)
 })
