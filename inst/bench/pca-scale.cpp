@@ -51,10 +51,8 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+using bench::Clock;
+using bench::since;
 constexpr double GB = 1e9;
 const double NaN = std::numeric_limits<double>::quiet_NaN();
 

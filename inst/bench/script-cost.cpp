@@ -68,6 +68,8 @@ TORCH_API void overrideCanFuseOnCPU(bool value);
 }  // namespace jit
 }  // namespace torch
 
+#include "bench_util.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -75,36 +77,8 @@ double ms_since(Clock::time_point t0) {
   return 1e3 * std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-struct Table {  // column-major n x p
-  int64_t n = 0, p = 0;
-  std::vector<double> v;
-};
-
-// data-raw/*.tsv: a quoted header of p names, then rows "sample" v_1 ... v_p.
-Table read_tsv(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  std::string line;
-  std::getline(in, line);
-  std::vector<std::vector<double>> rows;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    std::istringstream ss(line);
-    std::string name;
-    ss >> name;
-    std::vector<double> r;
-    double x;
-    while (ss >> x) r.push_back(x);
-    rows.push_back(r);
-  }
-  Table t;
-  t.n = static_cast<int64_t>(rows.size());
-  t.p = t.n ? static_cast<int64_t>(rows[0].size()) : 0;
-  t.v.resize(t.n * t.p);
-  for (int64_t i = 0; i < t.n; ++i)
-    for (int64_t j = 0; j < t.p; ++j) t.v[j * t.n + i] = rows[i].at(j);
-  return t;
-}
+using bench::Table;
+using bench::read_tsv;
 
 struct Data {
   int64_t n, p;
