@@ -182,3 +182,18 @@ test_that("PLN-PCA on CUDA follows the CPU with every backend, dense and sparse 
                control = PLNPCA_param(backend = "fused", device = "cuda"))
   expect_equal(sp$criteria$loglik, cpu$criteria$loglik, tolerance = 1e-5)
 })
+
+test_that("every covariance structure on CUDA reaches the CPU's fit, every backend", {
+  skip_if_no_cuda()
+  for (cov in c("diagonal", "spherical", "genpop", "fixed")) {
+    extra <- switch(cov,
+      genpop = list(C = stats::cov2cor(crossprod(matrix(stats::rnorm(114 * 200), 200)))),
+      fixed = list(Omega = diag(114)), list())
+    cpu <- do.call(oaks_on, c(list("cpu", "fused", covariance = cov), extra))
+    for (backend in pln_backends()$backends) {
+      gpu <- do.call(oaks_on, c(list("cuda", backend, covariance = cov), extra))
+      expect_identical(gpu$optim_par$status, "converged")
+      expect_equal(gpu$loglik, cpu$loglik, tolerance = 1e-7)
+    }
+  }
+})
