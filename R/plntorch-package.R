@@ -18,3 +18,7 @@
 #' @importFrom Rcpp sourceCpp
 #' @importFrom R6 R6Class
 "_PACKAGE"
+
+## PLN-PCA's family and fit objects bind `self` in the environment of their methods (R/PLNPCA.R),
+## which R CMD check cannot see.
+utils::globalVariables("self")
