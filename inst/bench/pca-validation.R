@@ -14,6 +14,14 @@
 #   Rscript inst/bench/pca-validation.R --refresh --plnmodels-cache DIR --save
 #                 no plntorch fits: the day's CSV, with PLNmodels' columns filled in from DIR
 #                 for the rows that lacked them (PLNmodels finished after plntorch)
+#   Rscript inst/bench/pca-validation.R --device cuda [--dtype float32] --only scRNA --ranks 1:10 --save
+#                 plntorch on the GPU (PLNPCA_param(device = , dtype = )); --save then writes
+#                 pca-validation-<date>-<device>.csv and .md (PLNmodels' columns from the cache when
+#                 given, else filled in later on the CPU machine with --refresh FILE)
+#   Rscript inst/bench/pca-validation.R --refresh FILE --plnmodels-cache DIR --save
+#                 the same for a given results CSV (e.g. one written on the GPU machine)
+#   Rscript inst/bench/pca-validation.R --out DIR ...       write the results under DIR
+#                 (default inst/bench/results)
 #   Rscript inst/bench/pca-validation.R --save             also write
 #                 inst/bench/results/pca-validation-<date>.csv and .md, and
 #                 inst/extdata/pca-reference.csv (PLNmodels' logliks, which the tests read); rows
@@ -33,6 +41,14 @@ only <- opt("--only", NULL)
 ranks <- eval(parse(text = opt("--ranks", "1:5")))
 cache <- opt("--plnmodels-cache", NULL)
 save <- "--save" %in% args
+device <- opt("--device", "cpu")
+dtype <- opt("--dtype", NULL)
+out_dir <- opt("--out", "inst/bench/results")
+control <- PLNPCA_param(device = device, dtype = dtype)
+## Where plntorch ran (kept in the CSV: a GPU run is completed with PLNmodels' columns elsewhere).
+machine <- if (device == "cpu") sprintf("%d-core CPU", parallel::detectCores()) else
+  tryCatch(system("nvidia-smi --query-gpu=name --format=csv,noheader", intern = TRUE)[1],
+           error = function(e) device)
 compare_starts <- "--compare-starts" %in% args
 command <- paste(c("Rscript inst/bench/pca-validation.R", args), collapse = " ")
 
@@ -70,10 +86,14 @@ plnmodels_fit <- function(name, s) {
 }
 
 refresh <- "--refresh" %in% args
+refresh_file <- opt("--refresh", NULL)
+if (refresh && (is.null(refresh_file) || startsWith(refresh_file, "--"))) refresh_file <- NULL
 rows <- list()
 all_ranks <- ranks
 if (refresh) {
-  old <- utils::read.csv(file.path("inst/bench/results", paste0("pca-validation-", format(Sys.Date()), ".csv")))
+  old <- utils::read.csv(if (!is.null(refresh_file)) refresh_file else
+    file.path(out_dir, paste0("pca-validation-", format(Sys.Date()), ".csv")))
+  if (!is.null(old$device)) device <- old$device[1]
   sets <- sets[intersect(names(sets), unique(old$data))]
 }
 for (name in names(sets)) {
@@ -94,7 +114,8 @@ for (name in names(sets)) {
     next
   }
   dat <- s$data()
-  t <- system.time(pca <- PLNPCA(s$formula, data = dat, ranks = ranks))[["elapsed"]]
+  t <- system.time(pca <- PLNPCA(s$formula, data = dat, ranks = ranks,
+                                 control = control))[["elapsed"]]
   if (compare_starts) {
     tw <- system.time(warm <- PLNPCA(s$formula, data = dat, ranks = ranks,
                                      control = PLNPCA_param(start = "warm")))[["elapsed"]]
@@ -107,7 +128,9 @@ for (name in names(sets)) {
                     plntorch_loglik = cr$loglik, plntorch_ICL = cr$ICL,
                     plntorch_steps = sapply(pca$fits, function(m) m$optim_par$steps),
                     plntorch_status = sapply(pca$fits, function(m) m$optim_par$status),
-                    plntorch_seconds = t)
+                    plntorch_seconds = t, device = pca$optim_par$device,
+                    dtype = pca$optim_par$dtype, machine = machine,
+                    libtorch = pln_backends()$libtorch, date = format(Sys.Date()))
   if (compare_starts) {
     out$warm_loglik <- warm$criteria$loglik
     out$warm_seconds <- tw
@@ -128,9 +151,11 @@ res <- do.call(rbind, rows)
 rownames(res) <- NULL
 
 if (save) {
-  day <- format(Sys.Date())
-  dir.create("inst/bench/results", showWarnings = FALSE, recursive = TRUE)
-  base <- file.path("inst/bench/results", paste0("pca-validation-", day))
+  day <- if (refresh && !is.null(refresh_file))
+    regmatches(refresh_file, regexpr("[0-9]{4}-[0-9]{2}-[0-9]{2}", refresh_file)) else format(Sys.Date())
+  if (!length(day)) day <- format(Sys.Date())
+  dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
+  base <- file.path(out_dir, paste0("pca-validation-", day, if (device != "cpu") paste0("-", device)))
   merge_rows <- function(new, file) {
     if (!file.exists(file)) return(new)
     old <- utils::read.csv(file)
@@ -141,7 +166,7 @@ if (save) {
   }
   res <- merge_rows(res, paste0(base, ".csv"))
   utils::write.csv(res, paste0(base, ".csv"), row.names = FALSE)
-  if (!is.null(res$plnmodels_loglik)) {
+  if (!is.null(res$plnmodels_loglik) && device == "cpu" && out_dir == "inst/bench/results") {
     ref <- merge_rows(res[, c("data", "rank", "plnmodels_loglik")], "inst/extdata/pca-reference.csv")
     utils::write.csv(ref[!is.na(ref$plnmodels_loglik), ], "inst/extdata/pca-reference.csv",
                      row.names = FALSE)
@@ -155,6 +180,9 @@ if (save) {
     sprintf("Command: `%s` (the rows of earlier runs of the day kept). plntorch %s, LibTorch %s, %d thread(s), default backend, R %s, %s.",
             command, utils::packageVersion("plntorch"), info$libtorch, info$threads,
             getRversion(), utils::sessionInfo()$running),
+    if (!is.null(res$machine) && !is.na(res$machine[1]) && device != "cpu")
+      sprintf("plntorch ran on %s (%s, %s, LibTorch %s, %s); PLNmodels on this CPU machine, one core.",
+              res$machine[1], res$device[1], res$dtype[1], res$libtorch[1], res$date[1]),
     sprintf("Load average when written (the machine is shared; times compare only within a run): %s.",
             paste(strsplit(readLines("/proc/loadavg"), " ")[[1]][1:3], collapse = ", ")),
     "Each PLNPCA() call fits every rank (elapsed seconds of the whole call, ranks included);",

@@ -19,7 +19,10 @@
 #
 # Needs .carry/catch2/catch.hpp (Debian's catch2 header) and, for step 5, .rdeb
 # (sh ../shared/tools/device-r.sh fetch). Usage:
-#   bash inst/bench/run-gpu.sh [stages...]     stages: build tests bench r lowrank pcascale
+#   8. (stage rscript, not in the default list) the R scripts in RSCRIPTS (';'-separated Rscript
+#      argument lists) against the installed package, log rscript.log, e.g.
+#      RSCRIPTS='inst/bench/pca-validation.R --only scRNA --ranks 1:10 --device cuda --save --out $OUT/results'
+#   bash inst/bench/run-gpu.sh [stages...]     stages: build tests bench r lowrank pcascale rscript
 #                                              (default: build tests bench r)
 #   LOWRANK_ARGS="--n 100000 --dtype float32" bash inst/bench/run-gpu.sh build lowrank
 #   SCALE=1000000,1000,200 STEPS=5000 REPS=2 bash inst/bench/run-gpu.sh
@@ -107,7 +110,7 @@ if want build; then
 fi
 
 R_PID=""
-if want r && [ -f .rdeb/env.sh ]; then
+if { want r || want rscript; } && [ -f .rdeb/env.sh ]; then
   # The R package builds while the tests run (both are untimed).
   (
     . .rdeb/env.sh
@@ -175,11 +178,24 @@ if want r && [ -f .rdeb/env.sh ] && grep -q '^== R CMD INSTALL: ok' "$OUT/r.log"
   ) >>"$OUT/r.log" 2>&1 && note "R test-cuda.R: ok" || note "R test-cuda.R: FAILED, see r.log"
   grep -E 'passed|R smoke|\[ *[0-9.]+ s\]' "$OUT/r.log" | tee -a "$SUMMARY"
   # Memory across 100 fits per backend on the GPU (RSS and the process's CUDA memory).
-  (
-    . .rdeb/env.sh
-    R_LIBS=/tmp/rlib timeout 300 Rscript inst/bench/leak-check.R "${LEAK_FITS:-100}" all cuda
-  ) >"$OUT/leak.log" 2>&1 && note "leak-check cuda: ok" || note "leak-check cuda: FAILED, see leak.log"
-  grep -E 'RSS after' "$OUT/leak.log" | tee -a "$SUMMARY"
+  if [ "${LEAK_FITS:-100}" != 0 ]; then
+    (
+      . .rdeb/env.sh
+      R_LIBS=/tmp/rlib timeout 300 Rscript inst/bench/leak-check.R "${LEAK_FITS:-100}" all cuda
+    ) >"$OUT/leak.log" 2>&1 && note "leak-check cuda: ok" || note "leak-check cuda: FAILED, see leak.log"
+    grep -E 'RSS after' "$OUT/leak.log" | tee -a "$SUMMARY"
+  fi
+fi
+
+if want rscript && [ -f .rdeb/env.sh ] && grep -q '^== R CMD INSTALL: ok' "$OUT/r.log" 2>/dev/null; then
+  # R scripts of inst/bench against the installed package, each of RSCRIPTS (';'-separated
+  # argument lists of Rscript, run from the package root; results under $OUT/results by --out).
+  IFS=';' read -ra R_RUNS <<<"${RSCRIPTS:-}"
+  for a in "${R_RUNS[@]}"; do
+    [ -n "${a// /}" ] || continue
+    ( . .rdeb/env.sh; cd "$ROOT"; eval "R_LIBS=/tmp/rlib timeout ${RSCRIPT_LIMIT:-400} Rscript $a" ) \
+      >>"$OUT/rscript.log" 2>&1 && note "Rscript $a: ok" || note "Rscript $a: FAILED, see rscript.log"
+  done
 fi
 note "done in $SECONDS s"
 # The device tool brings back a limited number of files: the build and test logs go in one archive.
