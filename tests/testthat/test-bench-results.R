@@ -25,3 +25,25 @@ test_that("pln_bench_results() errors name `what` and `date`", {
                "^`date` must be NULL or a single date \"YYYY-MM-DD\"; got \"23/11/2026\"\\.$")
   expect_error(pln_bench_results("cpu", date = "1999-01-01"), "^no cpu results file of 1999-01-01 in ")
 })
+
+test_that("the prediction results that the toolbox vignette quotes cover every data set", {
+  ## inst/bench/toolbox-prediction.R --save: one block of rows per model; the VE step from
+  ## PLNmodels' parameters reaches at least PLNmodels' ELBO on every held-out sample (to rounding)
+  ## and its predictions correlate with PLNmodels' wherever PLNmodels ran.
+  dir <- system.file("bench", "results", package = "plntorch")
+  files <- sort(list.files(dir, "^prediction-[0-9]{4}-[0-9]{2}-[0-9]{2}\\.csv$"))
+  skip_if(!length(files), "no prediction results installed")
+  res <- utils::read.csv(file.path(dir, files[length(files)]), stringsAsFactors = FALSE)
+  expect_true(all(c("data", "model", "quantity", "pipeline", "ve_step", "pipeline_cor",
+                    "ve_step_cor", "ve_elbo_gain", "ve_elbo_gain_min_sample", "plntorch_s",
+                    "plntorch_at_PLNmodels_s", "PLNmodels_s", "note") %in% names(res)))
+  script <- system.file("bench", "toolbox-prediction.R", package = "plntorch")
+  cases <- regmatches(readLines(script), regexpr("list\\(data = \"[a-z]+\"", readLines(script)))
+  expect_setequal(unique(res$data), sub(".*\"([a-z]+)\"", "\\1", cases))
+  ran <- is.na(res$note) | !nzchar(res$note)
+  expect_true(all(res$ve_elbo_gain_min_sample[ran] > -1e-6))
+  link <- ran & grepl("(link)", res$quantity, fixed = TRUE)
+  expect_true(all(res$ve_step_cor[link] > 0.99))
+  timed <- ran & res$quantity %in% c("predict, responses (link)", "predict_cond (link)")
+  expect_false(anyNA(res[timed, c("plntorch_s", "plntorch_at_PLNmodels_s", "PLNmodels_s")]))
+})
