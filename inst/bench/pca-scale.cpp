@@ -25,7 +25,14 @@
 //   pca_scale [--n 1000000] [--p 20000] [--q 20] [--density 0.05] [--latent-var 1]
 //             [--ranks 20] [--dtype float32] [--device cuda|cpu] [--maxit 1000] [--tol 1e-9]
 //             [--start warm|svd|best] [--time-limit 0] [--seed 1] [--out DIR] [--date YYYY-MM-DD]
-//             [--tag NAME]
+//             [--tag NAME] [--subsample N]
+// --subsample N (0 < N < n, one rank): the fit starts from a fit on the first N cells (rows are
+// drawn independently, so they are a random sample): that fit from its own SVD start, then the
+// other cells' M and S from one damped Newton step of their variational problem at M = 0 with the
+// subsample's B and C (per cell a q x q system that shares C' diag(exp(B)) C, the step length the
+// best of a few by the cell's ELBO term; the subsample's own cells keep their M and S), then every
+// cell. The converged time is the sum of both fits (and the
+// projection between them).
 // --time-limit S (> 0): the fit's maxit is cut to what fits in S seconds of the whole run, from the
 // pilot's time per step and an estimate of pca_fit's setup (status then reads maxit).
 #include <ATen/ATen.h>
@@ -217,7 +224,7 @@ std::string num(double x) {
 
 int main(int argc, char** argv) {
   const auto t_prog = Clock::now();
-  int64_t n = 1000000, p = 20000, q = 20, maxit = 1000, seed = 1;
+  int64_t n = 1000000, p = 20000, q = 20, maxit = 1000, seed = 1, n_sub = 0;
   double density = 0.05, latent_var = 1.0, tol = 1e-9, time_limit = 0;
   std::string dtype = "float32", device = at::hasCUDA() ? "cuda" : "cpu", ranks_s, start = "warm";
   std::string out_dir = "inst/bench/results", date = bench::today(), tag;
@@ -244,6 +251,7 @@ int main(int argc, char** argv) {
       else if (a == "--out") out_dir = next();
       else if (a == "--date") date = next();
       else if (a == "--tag") tag = next();
+      else if (a == "--subsample") n_sub = std::stoll(next());
       else throw std::invalid_argument("unknown argument " + a);
     }
   } catch (const std::exception& e) {
@@ -251,6 +259,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::vector<int64_t> ranks = parse_ranks(ranks_s.empty() ? std::to_string(q) : ranks_s);
+  if (n_sub != 0 && (n_sub < 0 || n_sub >= n || ranks.size() != 1)) {
+    std::cerr << "pca_scale: --subsample N needs 0 < N < n and a single rank\n";
+    return 2;
+  }
   const at::Device dev(device);
   const at::ScalarType dt = dtype == "float64" ? at::kDouble : at::kFloat;
   const auto T = at::TensorOptions().device(dev).dtype(dt);
@@ -263,7 +275,7 @@ int main(int argc, char** argv) {
             << ", q " << q << ", ranks " << (ranks_s.empty() ? std::to_string(q) : ranks_s)
             << ", density " << density << ", latent variance " << latent_var << ", maxit " << maxit
             << ", tol " << tol << ", start " << start << ", time limit " << time_limit << " s, date "
-            << date << std::endl;
+            << date << (n_sub ? ", subsample " + std::to_string(n_sub) : std::string()) << std::endl;
 
   // The truth. s_k from 1 to 1/2, sum_k s_k^2 = p latent_var: per gene sum_k C_jk^2 ~ latent_var.
   at::manual_seed(seed);
@@ -321,6 +333,114 @@ int main(int argc, char** argv) {
                 (long long)qmax, pilot_value_ms, pilot_grad_ms, pilot_curv_ms);
   }
 
+  // The subsample start (--subsample N): a fit on the first N cells from their SVD start, then
+  // every cell's M and S (one Newton step at M = 0), from which the fit of every cell starts.
+  double sub_s = NaN, sub_loglik = NaN, proj_s = NaN;
+  int64_t sub_steps = 0;
+  std::string sub_status = "NA";
+  at::Tensor S_start;  // n x k on the device, with --subsample
+  if (n_sub > 0) {
+    const auto t_sub = Clock::now();
+    const int64_t k = qmax;
+    pln::SparseCounts Ys;
+    Ys.n = n_sub;
+    Ys.p = p;
+    Ys.rowptr = data.Y.rowptr.narrow(0, 0, n_sub + 1);
+    const int64_t nnz_s = Ys.rowptr[n_sub].item<int64_t>();
+    Ys.col = data.Y.col.narrow(0, 0, nnz_s);
+    Ys.val = data.Y.val.narrow(0, 0, nnz_s);
+    const at::Tensor o_s = tr.o.narrow(0, 0, n_sub);
+    const Start ss = svd_start(Ys, o_s, k);
+    const at::Tensor rp = Ys.rowptr.cpu().contiguous(), cl = Ys.col.cpu().contiguous(),
+                     vl = Ys.val.cpu().to(at::kDouble).contiguous();
+    const HostMatrix O_s = host_colmajor(o_s), X_s{at::ones({1, n_sub}, at::kDouble)};
+    const HostMatrix B_s = host_colmajor(ss.B), C_s = host_colmajor(ss.C), M_s = host_colmajor(ss.M);
+    pln::PcaInput si;
+    si.n = n_sub;
+    si.p = p;
+    si.nnz = nnz_s;
+    si.rowptr = rp.data_ptr<int64_t>();
+    si.col = cl.data_ptr<int64_t>();
+    si.val = vl.data_ptr<double>();
+    si.O = O_s.view();
+    si.X = X_s.view();
+    si.B0 = B_s.view();
+    si.C0 = C_s.view();
+    si.M0 = M_s.view();
+    si.start = "svd";
+    pln::FitOptions so;
+    so.backend = "fused";
+    so.device = device;
+    so.dtype = dtype;
+    so.optimizer = "lbfgs";
+    so.maxit = maxit;
+    so.tol = tol;
+    so.trace = 1;
+    pln::Callbacks scb;
+    scb.progress = [&](int64_t it, double J) {
+      if (it <= 3 || it % 50 == 0)
+        std::printf("  subsample step %5lld  ELBO %.10g  (%.1f s)\n", (long long)it, J, since(t_sub));
+      std::fflush(stdout);
+    };
+    pln::PcaResult rs;
+    try {
+      rs = pln::pca_fit(si, ranks, so, scb);
+    } catch (const std::exception& e) {
+      std::cerr << "pca_scale: the subsample fit failed: " << e.what() << "\n";
+      return 1;
+    }
+    const pln::PcaRankResult& r0 = rs.fits.front();
+    sub_steps = r0.steps;
+    sub_status = r0.status;
+    sub_loglik = 0;
+    for (double v : r0.loglik_vec) sub_loglik += v;
+    // Every cell at M = 0 (the S2 term of A left out): gradient g_i = C' (y_i - e^o_i e^B), Hessian
+    // H_i = e^o_i K + I with K = C' diag(e^B) C = V diag(lam) V', so H_i^-1 = V diag(1 / (e^o_i lam
+    // + 1)) V'; M_i = H_i^-1 g_i, S2_i the diagonal of H_i^-1.
+    const auto t_proj = Clock::now();
+    const at::Tensor Bh = from_matrix(r0.B).reshape({-1}).to(T), Ch = from_matrix(r0.C).to(T);
+    const at::Tensor eB = at::exp(Bh);
+    const at::Tensor K = (Ch * eB.unsqueeze(1)).t().matmul(Ch).to(at::kCPU, at::kDouble);
+    const auto eig = at::linalg_eigh(K);
+    const at::Tensor lam = std::get<0>(eig).to(T), V = std::get<1>(eig).to(T);
+    const at::Tensor YC =
+        pln::sparse_count_pass(data.Y, at::zeros({n, k}, T), Ch, at::zeros({n}, T), at::Tensor()).YV;
+    const at::Tensor eo = at::exp(tr.o).unsqueeze(1);
+    const at::Tensor g = YC - eo * Ch.t().matmul(eB).unsqueeze(0);
+    const at::Tensor inv = 1.0 / (eo * lam.unsqueeze(0) + 1);
+    const at::Tensor D = (g.matmul(V) * inv).matmul(V.t());  // the Newton direction, per cell
+    const at::Tensor S2 = inv.matmul((V * V).t());
+    // A full Newton step through exp() overshoots on cells with large counts: each cell takes the
+    // best of the steps t D, t in {1, 1/2, ..., 1/32, 0}, by its own ELBO term (one dense pass per t).
+    const at::Tensor lin = (YC * D).sum(1), D2 = (D * D).sum(1);
+    const at::Tensor Vp = at::cat({Bh.unsqueeze(1), Ch, Ch * Ch}, 1);
+    at::Tensor best_val = at::full({n}, -std::numeric_limits<double>::infinity(), T);
+    at::Tensor best_t = at::zeros({n}, T);
+    for (double t : {1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.0}) {
+      const at::Tensor Up = at::cat({at::ones({n, 1}, T), t * D, 0.5 * S2}, 1);
+      const at::Tensor rowA = pln::dense_exp_pass(Up, Vp, tr.o, at::Tensor()).rowA;
+      at::Tensor val = t * lin - rowA - 0.5 * t * t * D2;
+      val = at::where(at::isfinite(val), val, at::full_like(val, -std::numeric_limits<double>::infinity()));
+      const at::Tensor better = val > best_val;
+      best_val = at::where(better, val, best_val);
+      best_t = at::where(better, at::full_like(best_t, t), best_t);
+    }
+    at::Tensor M0 = D * best_t.unsqueeze(1);
+    at::Tensor S0 = at::sqrt(S2);
+    M0.narrow(0, 0, n_sub).copy_(from_matrix(r0.M).to(T));
+    S0.narrow(0, 0, n_sub).copy_(from_matrix(r0.S).to(T));
+    sync(dev);
+    proj_s = since(t_proj);
+    st.B = Bh.unsqueeze(0);
+    st.C = Ch;
+    st.M = M0;
+    S_start = S0;
+    sub_s = since(t_sub);
+    std::printf("subsample: %lld cells, %lld steps, %s, loglik %.10g; every cell's M and S in %.2f s"
+                " (mean step length %.3f); %.2f s in all\n", (long long)n_sub, (long long)sub_steps,
+                sub_status.c_str(), sub_loglik, proj_s, best_t.mean().item<double>(), sub_s);
+  }
+
   const double gen_s = data.seconds, start_s = st.seconds;
   const auto t_host = Clock::now();
   const at::Tensor rowptr_h = data.Y.rowptr.cpu().contiguous();
@@ -329,6 +449,8 @@ int main(int argc, char** argv) {
   data = Data();
   const HostMatrix O_h = host_colmajor(tr.o), X_h{at::ones({1, n}, at::kDouble)};
   const HostMatrix B0_h = host_colmajor(st.B), C0_h = host_colmajor(st.C), M0_h = host_colmajor(st.M);
+  const HostMatrix S0_h = S_start.defined() ? host_colmajor(S_start) : HostMatrix{};
+  S_start = at::Tensor();
   const at::Tensor C_true = tr.C.to(at::kCPU, at::kDouble), B_true = tr.B.to(at::kCPU, at::kDouble);
   const at::Tensor C_start = st.C.to(at::kCPU, at::kDouble);
   st = Start();
@@ -348,7 +470,8 @@ int main(int argc, char** argv) {
   in.B0 = B0_h.view();
   in.C0 = C0_h.view();
   in.M0 = M0_h.view();
-  in.start = start;
+  if (S0_h.t.defined()) in.S0 = S0_h.view();
+  in.start = n_sub > 0 ? "svd" : start;
 
   pln::FitOptions opt;
   opt.backend = "fused";
@@ -433,7 +556,8 @@ int main(int argc, char** argv) {
          "setup_s,fit_s,steps,status,ms_per_step,ms_per_step_median,pilot_elbo_ms,pilot_grad_ms,"
          "pilot_curv_ms,maxit,tol,converged_s,peak_gb,peak_reserved_gb,budget_gb,sparse_gb,params_gb,"
          "loglik,elbo_start,last_change,predicted_change,cos2_mean,max_angle_deg,start_cos2_mean,"
-         "start_max_angle_deg,B_rmse\n";
+         "start_max_angle_deg,B_rmse,subsample_n,subsample_steps,subsample_status,subsample_s,"
+         "subsample_loglik\n";
   for (const pln::PcaRankResult& r : res.fits) {
     const at::Tensor C_hat = from_matrix(r.C), B_hat = from_matrix(r.B).reshape({-1});
     const auto sub = subspace(C_true, C_hat);
@@ -449,7 +573,8 @@ int main(int argc, char** argv) {
       std::nth_element(dts.begin(), dts.begin() + dts.size() / 2, dts.end());
       ms_median = 1000 * dts[dts.size() / 2];
     }
-    const double conv_s = r.status == "converged" ? r.seconds : NaN;
+    // With --subsample, the converged time counts the subsample's fit and the projection too.
+    const double conv_s = r.status == "converged" ? r.seconds + (n_sub > 0 ? sub_s : 0.0) : NaN;
     std::printf("rank %lld: %lld steps, %s, %.2f s (%.1f ms/step, median %.1f), loglik %.8g (start %.8g),"
                 " last change %.2e, predicted %.2e; subspace vs truth: sum cos^2 / %lld = %.6f, largest"
                 " angle %.3f deg (start: %.6f, %.3f deg); B rmse %.4f\n",
@@ -465,7 +590,8 @@ int main(int argc, char** argv) {
       << num(peak_gb) << "," << num(peak_reserved_gb) << "," << num(budget_gb) << "," << num(sparse_gb)
       << "," << num(params_gb) << "," << num(loglik) << "," << num(r.objective.front()) << ","
       << num(r.last_change) << "," << num(r.predicted_change) << "," << num(sub.first) << ","
-      << num(sub.second) << "," << num(sub0.first) << "," << num(sub0.second) << "," << num(b_rmse) << "\n";
+      << num(sub.second) << "," << num(sub0.first) << "," << num(sub0.second) << "," << num(b_rmse) << ","
+      << n_sub << "," << sub_steps << "," << sub_status << "," << num(sub_s) << "," << num(sub_loglik) << "\n";
   }
   (void)device_used_gb;
   std::printf("wrote %s (total %.1f s)\n", path.c_str(), since(t_prog));
