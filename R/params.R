@@ -106,9 +106,9 @@
 #'   with weight 0 on those it leaves out; the lbfgs optimiser and the full
 #'   covariance only); `0` runs one engine call per refit, on the rows it
 #'   keeps, with the fit's backend; `"auto"` (the default) batches where it
-#'   applies, on a GPU as many refits as half its free memory holds, on the
-#'   CPU the batch size measured fastest by `inst/bench/batch-refits.R`, and
-#'   otherwise (Adam, Rprop, the other covariance structures) runs one refit
+#'   applies, on a GPU as many refits as half its free memory holds; it runs
+#'   one refit per call on the CPU, where batching measured slower
+#'   (`inst/bench/batch-refits.R`), and (Adam, Rprop, the other covariance structures) runs one refit
 #'   per call. A batch larger than the memory budget (half of what the device
 #'   has free, or `options(plntorch.max_memory)`) is an error naming the size of
 #'   a refit. Both ways give the same refits, to the optimiser's tolerance.

@@ -6,9 +6,12 @@
                               variational_var = FALSE, sandwich_var = FALSE, batch = "auto")
 
 ## config_post$batch = "auto": refits solved together per engine call, by device. On a GPU as many
-## as half its free memory holds (0 tells the engine to size the batch); on the CPU the number
-## measured fastest by inst/bench/batch-refits.R (results in inst/bench/results/batch-refits-*).
-.refit_batch_auto <- list(cpu = 0L, cuda = 0L)
+## as half its free memory holds (NA: the engine sizes the batch). On the CPU one refit per engine
+## call (0): there the batched refits were slower at every batch size on trichoptera and oaks
+## (inst/bench/results/batch-refits-*-cpu.csv): their evaluations are arithmetic-bound, in ATen
+## operations rather than the fused backend's single pass, and the joint run iterates until its
+## slowest refit has converged.
+.refit_batch_auto <- list(cpu = 0L, cuda = NA_integer_)
 
 ## PLN_param(config_post = ): a named list of some of PLNmodels' entries, merged into its defaults.
 check_config_post <- function(x, arg = "config_post") {
@@ -223,8 +226,7 @@ resolve_refit_batch <- function(control) {
   ok <- identical(control$optimizer, "lbfgs") && identical(control$covariance, "full")
   if (identical(batch, "auto")) {
     if (!ok) return(0L)
-    b <- .refit_batch_auto[[if (startsWith(control$device, "cuda")) "cuda" else "cpu"]]
-    return(if (b == 0L) NA_integer_ else b)
+    return(.refit_batch_auto[[if (startsWith(control$device, "cuda")) "cuda" else "cpu"]])
   }
   if (batch > 0L && !ok)
     stop_arg(sprintf(paste0(
