@@ -33,3 +33,7 @@ post_resample_moments <- function(Bs_, d, scale) {
     .Call(`_plntorch_post_resample_moments`, Bs_, d, scale)
 }
 
+pln_refit_engine <- function(Y, O, X, W, B0, M0, S0, Omega, control, batch) {
+    .Call(`_plntorch_pln_refit_engine`, Y, O, X, W, B0, M0, S0, Omega, control, batch)
+}
+

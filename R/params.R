@@ -99,7 +99,19 @@
 #'   `sandwich_var` (`FALSE`), `jackknife` (`FALSE`), `bootstrap` (`0`, the
 #'   number of bootstrap refits) and `rsquared` (`TRUE`, accepted for
 #'   PLNmodels' code; no post-treatment of this package reads it); see
-#'   [standard_error()].
+#'   [standard_error()]. One more entry of this package, `batch`, says how the
+#'   jackknife's and the bootstrap's refits run on the engine: a positive whole
+#'   number solves that many refits together in one call of the engine, as one
+#'   problem with a leading batch dimension (each refit keeps all the samples,
+#'   with weight 0 on those it leaves out; the lbfgs optimiser and the full
+#'   covariance only); `0` runs one engine call per refit, on the rows it
+#'   keeps, with the fit's backend; `"auto"` (the default) batches where it
+#'   applies, on a GPU as many refits as half its free memory holds; it runs
+#'   one refit per call on the CPU, where batching measured slower
+#'   (`inst/bench/batch-refits.R`), and (Adam, Rprop, the other covariance structures) runs one refit
+#'   per call. A batch larger than the memory budget (half of what the device
+#'   has free, or `options(plntorch.max_memory)`) is an error naming the size of
+#'   a refit. Both ways give the same refits, to the optimiser's tolerance.
 #'
 #' @return A list of class `"PLN_param_torch"` holding the checked values (the
 #'   `NULL`s are resolved when fitting).

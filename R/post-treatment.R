@@ -3,7 +3,15 @@
 ## algebra runs in src/rcpp_post.cpp (Eigen); the refits run on the engine (fit_pln_engine()).
 
 .config_post_defaults <- list(jackknife = FALSE, bootstrap = 0L, rsquared = TRUE,
-                              variational_var = FALSE, sandwich_var = FALSE)
+                              variational_var = FALSE, sandwich_var = FALSE, batch = "auto")
+
+## config_post$batch = "auto": refits solved together per engine call, by device. On a GPU as many
+## as half its free memory holds (NA: the engine sizes the batch). On the CPU one refit per engine
+## call (0): there the batched refits were slower at every batch size on trichoptera and oaks
+## (inst/bench/results/batch-refits-*-cpu.csv): their evaluations are arithmetic-bound, in ATen
+## operations rather than the fused backend's single pass, and the joint run iterates until its
+## slowest refit has converged.
+.refit_batch_auto <- list(cpu = 0L, cuda = NA_integer_)
 
 ## PLN_param(config_post = ): a named list of some of PLNmodels' entries, merged into its defaults.
 check_config_post <- function(x, arg = "config_post") {
@@ -27,6 +35,7 @@ check_config_post <- function(x, arg = "config_post") {
     v <- x[[nm]]
     out[[nm]] <- switch(nm,
       bootstrap = check_count(v, sprintf("%s$bootstrap", arg), lower = 0L),
+      batch = check_refit_batch(v, sprintf("%s$batch", arg)),
       {
         if (!is.logical(v) || length(v) != 1L || is.na(v))
           stop_arg(sprintf("`%s$%s` must be TRUE or FALSE; got %s.", arg, nm, describe_value(v)))
@@ -40,9 +49,22 @@ check_config_post <- function(x, arg = "config_post") {
 
 is_config_post <- function(x) inherits(x, "pln_config_post")
 
+## "auto", or a whole number >= 0 (0: one refit per engine call).
+check_refit_batch <- function(v, arg) {
+  if (identical(v, "auto")) return(v)
+  if (!is.numeric(v) || length(v) != 1L || is.na(v) || !is.finite(v) || v < 0 || v != round(v) ||
+      v > .Machine$integer.max)
+    stop_arg(sprintf(paste0(
+      "`%s` must be \"auto\", 0 (one refit at a time, on the fit's backend) or a positive ",
+      "whole number of refits solved together; got %s."), arg, describe_value(v)))
+  as.integer(v)
+}
+
 format_config_post <- function(x) {
   on <- c(if (x$variational_var) "variational_var", if (x$sandwich_var) "sandwich_var",
-          if (x$jackknife) "jackknife", if (x$bootstrap > 0L) sprintf("bootstrap = %d", x$bootstrap))
+          if (x$jackknife) "jackknife", if (x$bootstrap > 0L) sprintf("bootstrap = %d", x$bootstrap),
+          if ((x$jackknife || x$bootstrap > 0L) && !identical(x$batch, "auto"))
+            sprintf("batch = %d", x$batch))
   if (length(on)) paste(on, collapse = ", ") else "(none)"
 }
 
@@ -167,10 +189,55 @@ variance_bootstrap <- function(fit, dat, control, R) {
 }
 
 ## Refits of the model on resamples (each a list of rows and their weights) on the engine, warm
-## started from `fit`; the moments of B in C++ (post_resample_moments()), of Omega by sums of the
-## deviations from the full fit's (numerically stable, and no p x p x R array is held).
+## started from `fit`: solved `batch` at a time in one engine call (refit_batched()), or one engine
+## call per refit (refit_sequential(), batch = 0); see resolve_refit_batch(). The moments of B in
+## C++ (post_resample_moments()), of Omega by sums of the deviations from the full fit's
+## (numerically stable, and no p x p x R array is held).
 refit_resamples <- function(fit, dat, control, resamples, scale, what) {
   t0 <- proc.time()[["elapsed"]]
+  B <- fit$model_par$B; Omega <- fit$model_par$Omega
+  R <- length(resamples)
+  batch <- resolve_refit_batch(control)
+  out <- if (identical(batch, 0L)) refit_sequential(fit, dat, control, resamples, what)
+         else refit_batched(fit, dat, control, resamples, what, batch)
+  status <- out$status
+  if (any(status != "converged"))
+    warning(sprintf("%d of the %d %s refits did not converge (%s): their estimates enter the variance as they are.",
+                    sum(status != "converged"), R, what, name_list(unique(status[status != "converged"]))),
+            call. = FALSE)
+  mom <- post_resample_moments(out$Bs, nrow(B), scale)
+  mean_dev <- out$dev_sum / R
+  var_Omega <- scale * (out$dev_sq - R * mean_dev * mean_dev)
+  dimnames(mom$mean) <- dimnames(mom$var) <- dimnames(B)
+  dimnames(var_Omega) <- dimnames(Omega)
+  list(var_B = mom$var, vcov_B = name_blocks(mom$blocks, B), var_Omega = var_Omega,
+       mean_B = mom$mean, mean_Omega = Omega + mean_dev, refits = R,
+       steps = out$steps, status = table(status), batch = out$batch,
+       seconds = proc.time()[["elapsed"]] - t0)
+}
+
+## config_post$batch resolved for this fit: 0 (one engine call per refit, on the fit's backend)
+## or the refits per engine call (0 passed on to the engine: as many as its memory budget allows,
+## coded here as NA). "auto": .refit_batch_auto by device where the batched model applies (lbfgs,
+## covariance "full"), else 0; a number > 0 where it does not is an error.
+resolve_refit_batch <- function(control) {
+  batch <- control$config_post$batch
+  if (is.null(batch)) batch <- "auto"
+  ok <- identical(control$optimizer, "lbfgs") && identical(control$covariance, "full")
+  if (identical(batch, "auto")) {
+    if (!ok) return(0L)
+    return(.refit_batch_auto[[if (startsWith(control$device, "cuda")) "cuda" else "cpu"]])
+  }
+  if (batch > 0L && !ok)
+    stop_arg(sprintf(paste0(
+      "`config_post$batch` = %d: batched refits need optimizer \"lbfgs\" and covariance ",
+      "\"full\" (this fit: \"%s\", \"%s\"); use batch = 0 or \"auto\"."),
+      batch, control$optimizer, control$covariance))
+  batch
+}
+
+## One engine call per refit, on the rows it keeps, with the fit's backend.
+refit_sequential <- function(fit, dat, control, resamples, what) {
   B <- fit$model_par$B; Omega <- fit$model_par$Omega
   R <- length(resamples)
   Bs <- matrix(0, length(B), R)
@@ -198,18 +265,30 @@ refit_resamples <- function(fit, dat, control, resamples, scale, what) {
     status[r] <- res$status
     steps[r] <- res$steps
   }
-  if (any(status != "converged"))
-    warning(sprintf("%d of the %d %s refits did not converge (%s): their estimates enter the variance as they are.",
-                    sum(status != "converged"), R, what, name_list(unique(status[status != "converged"]))),
-            call. = FALSE)
-  mom <- post_resample_moments(Bs, nrow(B), scale)
-  mean_dev <- dev_sum / R
-  var_Omega <- scale * (dev_sq - R * mean_dev * mean_dev)
-  dimnames(mom$mean) <- dimnames(mom$var) <- dimnames(B)
-  dimnames(var_Omega) <- dimnames(Omega)
-  list(var_B = mom$var, vcov_B = name_blocks(mom$blocks, B), var_Omega = var_Omega,
-       mean_B = mom$mean, mean_Omega = Omega + mean_dev, refits = R,
-       steps = steps, status = table(status), seconds = proc.time()[["elapsed"]] - t0)
+  list(Bs = Bs, dev_sum = dev_sum, dev_sq = dev_sq, status = status, steps = steps, batch = 0L)
+}
+
+## The refits `batch` at a time (NA: as many as fit in memory) in one engine call each
+## (src/pln/refit.cpp): every refit holds all n rows, with weight 0 on those it leaves out.
+## Weights scaled per refit as fit_pln_engine() does (a power of two, exact).
+refit_batched <- function(fit, dat, control, resamples, what, batch) {
+  n <- nrow(dat$Y); R <- length(resamples)
+  W <- matrix(0, n, R)
+  for (r in seq_len(R)) {
+    w <- resamples[[r]]$w
+    scale <- 2^round(log2(mean(w)))
+    if (!is.finite(scale) || scale <= 0) scale <- 1
+    W[resamples[[r]]$rows, r] <- w / scale
+  }
+  ctrl <- resolve_control(control)
+  res <- tryCatch(
+    pln_refit_engine(dat$Y, dat$O, dat$X, W, as_double_matrix(fit$model_par$B),
+                     as_double_matrix(fit$latent_pos), as_double_matrix(fit$var_par$S),
+                     as_double_matrix(fit$model_par$Omega), ctrl,
+                     if (is.na(batch)) 0 else as.double(batch)),
+    error = function(e) stop_arg(sprintf("the %s refits failed: %s", what, conditionMessage(e))))
+  list(Bs = res$B, dev_sum = res$Omega_dev_sum, dev_sq = res$Omega_dev_sq,
+       status = res$status, steps = as.integer(res$steps), batch = as.integer(res$batch))
 }
 
 name_blocks <- function(blocks, B) {

@@ -140,6 +140,25 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// pln_refit_engine
+Rcpp::List pln_refit_engine(SEXP Y, SEXP O, SEXP X, SEXP W, SEXP B0, SEXP M0, SEXP S0, SEXP Omega, Rcpp::List control, double batch);
+RcppExport SEXP _plntorch_pln_refit_engine(SEXP YSEXP, SEXP OSEXP, SEXP XSEXP, SEXP WSEXP, SEXP B0SEXP, SEXP M0SEXP, SEXP S0SEXP, SEXP OmegaSEXP, SEXP controlSEXP, SEXP batchSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< SEXP >::type Y(YSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type O(OSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type X(XSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type W(WSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type B0(B0SEXP);
+    Rcpp::traits::input_parameter< SEXP >::type M0(M0SEXP);
+    Rcpp::traits::input_parameter< SEXP >::type S0(S0SEXP);
+    Rcpp::traits::input_parameter< SEXP >::type Omega(OmegaSEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type control(controlSEXP);
+    Rcpp::traits::input_parameter< double >::type batch(batchSEXP);
+    rcpp_result_gen = Rcpp::wrap(pln_refit_engine(Y, O, X, W, B0, M0, S0, Omega, control, batch));
+    return rcpp_result_gen;
+END_RCPP
+}
 
 static const R_CallMethodDef CallEntries[] = {
     {"_plntorch_pln_fit_engine", (DL_FUNC) &_plntorch_pln_fit_engine, 11},
@@ -150,6 +169,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_plntorch_post_variational_B", (DL_FUNC) &_plntorch_post_variational_B, 3},
     {"_plntorch_post_sandwich_B", (DL_FUNC) &_plntorch_post_sandwich_B, 8},
     {"_plntorch_post_resample_moments", (DL_FUNC) &_plntorch_post_resample_moments, 3},
+    {"_plntorch_pln_refit_engine", (DL_FUNC) &_plntorch_pln_refit_engine, 10},
     {NULL, NULL, 0}
 };
 

@@ -89,6 +89,32 @@ struct Callbacks {
 
 FitResult fit(const FitInput& in, const FitOptions& opt, const Callbacks& cb);
 
+// ---- Refits of one fit on reweighted samples (the jackknife and the bootstrap of the R side's
+// post-treatments), solved `batch` at a time in one problem with a leading batch dimension
+// (batch.h, refit.cpp). lbfgs, covariance "full"; opt gives device, dtype, maxit, tol,
+// num_threads and max_bytes (its backend is not used: the batched model is written in ATen).
+struct RefitInput {
+  MatrixView Y, O, X;     // the fit's data: n x p, n x p, n x d
+  MatrixView W;           // n x K: refit k's weight of each sample, 0 where it is left out
+  MatrixView B0, M0, S0;  // the fit's B (d x p), M (n x p, X B excluded) and S: every refit's start
+  MatrixView Omega;       // p x p: the fit's Omega, from which the deviations below are taken
+};
+
+struct RefitResult {
+  Matrix B;                            // (d p) x K: vec(B_k), one column per refit
+  Matrix Omega_dev_sum, Omega_dev_sq;  // p x p: sum_k (Omega_k - Omega) and of its squares
+  std::vector<double> steps;           // per refit: iterations until its own stopping rule held
+  std::vector<std::string> status;     // per refit: converged | maxit | stalled (lbfgs.h)
+  int64_t batch = 0;                   // refits solved together (the last batch may hold fewer)
+  double bytes_per_refit = 0;          // the memory estimate the batch was sized by
+  double seconds = 0;
+  std::string device, dtype;
+};
+
+// batch: refits solved together; 0: as many as the memory budget (opt.max_bytes, else what the
+// device has free) allows.
+RefitResult refit(const RefitInput& in, const FitOptions& opt, int64_t batch, const Callbacks& cb);
+
 struct ObjectiveResult {
   double objective = 0;
   Matrix B, M, S;  // gradients of J

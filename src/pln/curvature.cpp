@@ -9,15 +9,8 @@
 
 namespace pln {
 
-namespace {
-
-// Smallest curvature of B's block, relative to X'WX = I in the Xo basis: a species absent from a
-// level of a factor has its coefficient drift to -Inf, at a gain that vanishes as exp() of it.
-constexpr double kRidgeB = 1e-6;
-
-// X solving H X = G for a batch of small SPD matrices H (p x d x d) and G (p x d): on the CPU by a
-// plain Cholesky per matrix (LAPACK's per-call overhead is 50 times the arithmetic at d ~ 1..10),
-// on a GPU by the library's batched kernels.
+// On the CPU by a plain Cholesky per matrix (LAPACK's per-call overhead is 50 times the arithmetic
+// at d ~ 1..10), on a GPU by the library's batched kernels.
 at::Tensor solve_small_spd(const at::Tensor& H, const at::Tensor& G) {
   if (H.is_cuda()) {
     auto L = std::get<0>(at::linalg_cholesky_ex(H));
@@ -52,6 +45,8 @@ at::Tensor solve_small_spd(const at::Tensor& H, const at::Tensor& G) {
   return X.to(G.scalar_type());
 }
 
+namespace {
+
 template <typename T>
 void newton_blocks_cpu(const at::Tensor& Yt, const at::Tensor& At, const at::Tensor& S2t,
                        const at::Tensor& dOt, const at::Tensor& wt, const at::Tensor& qMt,
@@ -72,41 +67,39 @@ void newton_blocks_cpu(const at::Tensor& Yt, const at::Tensor& At, const at::Ten
     at::parallel_for(0, Yt.size(0), std::max<int64_t>(1, 4096 / p), rows);
 }
 
-// The per-entry blocks on the tensors' device.
-void newton_blocks(const Problem& pb, const at::Tensor& A, const at::Tensor& S2,
-                   const at::Tensor& dO, const at::Tensor& qM, const at::Tensor& qP,
-                   at::Tensor& rM, at::Tensor& rP) {
+}  // namespace
+
+void newton_blocks(const at::Tensor& Y_, const at::Tensor& w_, const at::Tensor& A,
+                   const at::Tensor& S2, const at::Tensor& dO, const at::Tensor& qM,
+                   const at::Tensor& qP, at::Tensor& rM, at::Tensor& rP) {
 #ifdef PLN_CUDA_KERNELS
   if (A.is_cuda()) {
-    fused::newton_blocks_cuda(pb.Y, A, S2, dO, pb.w, qM, qP, rM, rP);
+    fused::newton_blocks_cuda(Y_, A, S2, dO, w_, qM, qP, rM, rP);
     return;
   }
 #endif
   if (A.is_cuda()) {  // a CUDA build without the fused kernels: on the host, then back
     auto cpu = [](const at::Tensor& t) { return t.to(at::kCPU).contiguous(); };
     at::Tensor hM = at::empty_like(cpu(qM)), hP = at::empty_like(hM);
-    newton_blocks(pb, cpu(A), cpu(S2), cpu(dO), cpu(qM), cpu(qP), hM, hP);
+    newton_blocks(cpu(Y_), cpu(w_), cpu(A), cpu(S2), cpu(dO), cpu(qM), cpu(qP), hM, hP);
     rM.copy_(hM);
     rP.copy_(hP);
     return;
   }
-  auto Y = pb.Y.is_cuda() ? pb.Y.to(at::kCPU) : pb.Y;
-  auto w = pb.w.is_cuda() ? pb.w.to(at::kCPU) : pb.w;
   auto c = [](const at::Tensor& t) { return t.contiguous(); };
   if (A.scalar_type() == at::kDouble)
-    newton_blocks_cpu<double>(Y, c(A), c(S2), c(dO), w, c(qM), c(qP), rM, rP);
+    newton_blocks_cpu<double>(c(Y_), c(A), c(S2), c(dO), c(w_), c(qM), c(qP), rM, rP);
   else
-    newton_blocks_cpu<float>(Y, c(A), c(S2), c(dO), w, c(qM), c(qP), rM, rP);
+    newton_blocks_cpu<float>(c(Y_), c(A), c(S2), c(dO), c(w_), c(qM), c(qP), rM, rP);
 }
-
-}  // namespace
 
 void precondition(const Problem& pb, const Profile& prof, const at::Tensor& A,
                   const at::Tensor& qM, const at::Tensor& qP, at::Tensor& rM, at::Tensor& rP) {
   c10::NoGradGuard no_grad;
   rM = at::empty_like(qM);
   rP = at::empty_like(qP);
-  newton_blocks(pb, A, prof.S2, omega_diagonal(prof.cov.Omega).contiguous(), qM, qP, rM, rP);
+  newton_blocks(pb.Y, pb.w, A, prof.S2, omega_diagonal(prof.cov.Omega).contiguous(), qM, qP, rM,
+                rP);
   if (pb.fixed_B()) return;  // B held fixed: no B direction
   // B's block, species by species: H_j = Xo' diag(w a_j) Xo + ridge I (d x d).
   const int64_t d = pb.d, n = pb.n, p = pb.p;

@@ -15,13 +15,17 @@ at::Tensor log_likelihood_constant(const at::Tensor& Y) {
   return ylogy_y - logfact;
 }
 
+at::Tensor poisson_terms(const at::Tensor& Y, const at::Tensor& Z, const at::Tensor& S2) {
+  auto U = Z + 0.5 * S2 - at::log(at::clamp_min(Y, 1));
+  auto E = at::expm1(U);
+  auto zero = (Y == 0).to(Z.scalar_type());
+  return -Y * (E - U) - 0.5 * Y * S2 - zero * (E + 1);
+}
+
 at::Tensor elbo_rows_latent(const Problem& pb, const at::Tensor& Z, const at::Tensor& M,
                             const at::Tensor& S2, const at::Tensor& logS2,
                             const at::Tensor& Omega, const at::Tensor& logdet) {
-  auto U = Z + 0.5 * S2 - at::log(at::clamp_min(pb.Y, 1));
-  auto E = at::expm1(U);
-  auto zero = (pb.Y == 0).to(Z.scalar_type());
-  auto poisson = -pb.Y * (E - U) - 0.5 * pb.Y * S2 - zero * (E + 1);
+  auto poisson = poisson_terms(pb.Y, Z, S2);
   auto MO = times_omega(Omega, M);
   auto terms = poisson + 0.5 * logS2 - 0.5 * MO * M - 0.5 * S2 * omega_diagonal(Omega).unsqueeze(0);
   return terms.sum(1) + pb.lconst_row + 0.5 * logdet + 0.5 * static_cast<double>(pb.p);

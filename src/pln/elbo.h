@@ -18,6 +18,9 @@ namespace pln {
 at::Tensor elbo_rows_latent(const Problem& pb, const at::Tensor& Z, const at::Tensor& M,
                             const at::Tensor& S2, const at::Tensor& logS2,
                             const at::Tensor& Omega, const at::Tensor& logdet);
+// Its Poisson part entry by entry, y Z - A - log(y!) less y log y - y - log(y!), as written above
+// (Z and S2 may carry leading batch dimensions over Y's n x p).
+at::Tensor poisson_terms(const at::Tensor& Y, const at::Tensor& Z, const at::Tensor& S2);
 // The same at (B, M, S): Z = O + X B + M, S2 = S^2.
 at::Tensor elbo_rows(const Problem& pb, const at::Tensor& B, const at::Tensor& M,
                      const at::Tensor& S, const at::Tensor& Omega, const at::Tensor& logdet);

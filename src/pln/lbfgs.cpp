@@ -150,7 +150,7 @@ class QuasiNewton {
       }
       res.predicted_gain = slope / std::fabs(J_);
       // Stationary: neither the last step nor the next one changes J by a relative tol.
-      if (!(slope > 0) || (last_gain < opt.tol && res.predicted_gain < opt.tol)) {
+      if (!(slope > 0) || model_.stationary(d, last_gain, res.predicted_gain, opt.tol)) {
         res.status = "converged";
         break;
       }

@@ -46,6 +46,13 @@ class QuasiNewtonModel {
   virtual Vars gradient() = 0;
   // The model's inverse curvature applied to q, at the current point (after gradient()).
   virtual Vars precondition(const Vars& q) = 0;
+  // Whether the optimiser stops at the current point, d being its next direction: by default the
+  // rule on J (the last relative gain and the predicted one below tol). A model made of
+  // independent parts (batched refits, refit.cpp) asks it of each part, on the part's own J.
+  virtual bool stationary(const Vars& d, double last_gain, double predicted_gain, double tol) {
+    (void)d;
+    return last_gain < tol && predicted_gain < tol;
+  }
 };
 
 // Runs up to opt.maxit iterations of L-BFGS from x (the final point is left in x), with opt.tol's

@@ -197,3 +197,22 @@ test_that("every covariance structure on CUDA reaches the CPU's fit, every backe
     }
   }
 })
+
+test_that("batched jackknife refits on CUDA equal one refit per engine call on the CPU", {
+  skip_if_no_cuda()
+  jack <- function(device, batch) {
+    PLN(Abundance ~ Wind + Temperature + offset(log(Offset)), data = trichoptera,
+        control = PLN_param(device = device, config_post = list(jackknife = TRUE, batch = batch))
+        )$uncertainty$jackknife
+  }
+  cpu <- jack("cpu", 0)
+  for (batch in list("auto", 16)) {  # auto: every refit at once; 16 does not divide 49
+    gpu <- jack("cuda", batch)
+    expect_true(gpu$batch >= 1L)
+    expect_identical(names(gpu$status), "converged")
+    expect_identical(length(gpu$steps), 49L)
+    expect_lt(max(abs(gpu$mean_B - cpu$mean_B)) / max(abs(cpu$mean_B)), 1e-6)
+    expect_lt(max(abs(gpu$var_B - cpu$var_B)) / max(abs(cpu$var_B)), 1e-5)
+    expect_lt(max(abs(gpu$var_Omega - cpu$var_Omega)) / max(abs(cpu$var_Omega)), 1e-5)
+  }
+})
