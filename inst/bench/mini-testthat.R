@@ -1,6 +1,7 @@
 ## Just enough of testthat to run tests/testthat/test-cuda.R where testthat is not installed (the
 ## GPU machine's R is carried in, without testthat):
 ##   Rscript -e 'library(plntorch); source("inst/bench/mini-testthat.R"); run_test_file("tests/testthat/test-cuda.R")'
+## PLNTORCH_TEST_FILTER=REGEX runs only the tests whose description matches (the others count as skipped).
 .mt <- new.env()
 .mt$passed <- 0L; .mt$failed <- 0L; .mt$skipped <- 0L
 skip <- function(message) stop(structure(class = c("mt_skip", "condition"),
@@ -23,6 +24,12 @@ expect_match <- function(object, regexp, fixed = FALSE) .expect(length(object) =
 expect_equal <- function(object, expected, tolerance = 1e-8) .expect(isTRUE(all.equal(object, expected,
   tolerance = tolerance)), "all.equal")
 test_that <- function(desc, code) {
+  ## PLNTORCH_TEST_FILTER (a regular expression): only the tests whose description matches run.
+  filter <- Sys.getenv("PLNTORCH_TEST_FILTER")
+  if (nzchar(filter) && !grepl(filter, desc)) {
+    .mt$skipped <- .mt$skipped + 1L
+    return(invisible())
+  }
   t0 <- proc.time()[["elapsed"]]
   res <- tryCatch({ eval(substitute(code), envir = new.env(parent = parent.frame())); "ok" },
                   mt_skip = function(e) { .mt$skipped <- .mt$skipped + 1L; paste("SKIP:", conditionMessage(e)) },
