@@ -178,7 +178,8 @@ plot.PLNPCAfit_torch <- function(x, map = c("individual", "variable", "both"), a
 
 ## project(newdata): the scores of new samples. Their variational scores M (and S) are fitted with
 ## B and C held at the fit's values (the variational step), then placed in the fit's PCA axes as
-## PLNmodels does: latent positions M C', centred, times the rotation.
+## PLNmodels does: latent positions M C', centred, times the rotation (as (M centred) (C' rotation),
+## no n x p array: sparse newdata stay sparse all the way).
 project_pca <- function(fit, newdata, control = PLNPCA_param()) {
   if (missing(newdata) || !is.data.frame(newdata))
     stop_arg("`newdata` must be a data frame with the variables of the fit's formula.")
@@ -198,8 +199,8 @@ project_pca <- function(fit, newdata, control = PLNPCA_param()) {
   start <- list(B = fit$model_par$B, C = C, M = matrix(0, dat$n, q), S = matrix(0.1, dat$n, q))
   res <- pca_engine_fit(dat, q, control, start = start, fixed_model = TRUE)
   M <- res$fits[[1L]]$M
-  latent_pos <- scale(tcrossprod(M, C), center = TRUE, scale = FALSE)
-  scores <- latent_pos %*% fit$rotation
+  ## (M C' centred) rotation = (M centred) (C' rotation): no n x p array
+  scores <- sweep(M, 2L, colMeans(M)) %*% crossprod(C, fit$rotation)
   dimnames(scores) <- list(dat$names$samples, colnames(fit$rotation))
   scores
 }

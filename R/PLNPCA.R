@@ -84,6 +84,35 @@ as_plnpca_param <- function(control) {
 #'   p d + p q - q (q - 1) / 2`, `entropy`, `R_squared`, `latent`,
 #'   `latent_pos = M C'`, `scores`, `rotation`, `percent_var`, `corr_circle`,
 #'   `optim_par`, and `project(newdata)`; see [plot.PLNPCAfit_torch()].
+#'
+#' @section What is computed where (single-cell scale):
+#' With sparse counts nothing of size n x p is formed, in R or in the engine,
+#' except on request (below):
+#' * the start (PLNmodels' LM start: B the weighted least squares of
+#'   log(1 + Y) - O on X, C and M from the rank-`max(ranks)` SVD of its
+#'   residuals) is the engine's (`src/pln/pca_start.cpp`): for dense counts
+#'   the exact SVD of the dense residuals; for sparse counts a randomized SVD
+#'   (subspace iteration on `max(ranks)` + 10 columns, 4 power iterations)
+#'   whose products with the residuals are sparse products plus low-rank
+#'   corrections (offsets one value per sample; an n x p offset matrix is
+#'   used as given);
+#' * the fit is the engine's (CSR counts, low-rank passes);
+#' * `R_squared` is the engine's (`src/pln/pca_rsquared.cpp`): the null
+#'   model's Poisson GLM per species (as `glm.fit(epsilon = 1e-3, maxit =
+#'   10)`, every species at once), the saturated term from the non-zeros, and
+#'   the Poisson log-likelihood at the latent means by the low-rank passes;
+#' * `scores`, `rotation`, `eig`, `percent_var` and `corr_circle`: the SVD of
+#'   the centred M C' from the QR factors of the centred M (n x q) and of C
+#'   (p x q), in R;
+#' * `latent` (O + X B + M C') and `latent_pos` (M C'), n x p: stored when
+#'   n p is at most `getOption("plntorch.pca_store_latent", 1e7)` entries
+#'   (80 MB), as PLNmodels does; above, `fit$latent` and `fit$latent_pos`
+#'   build them when read, if the matrix takes at most
+#'   `getOption("plntorch.max_dense_bytes", 2e9)` bytes, and otherwise stop
+#'   with an error giving its size (use the factors `fit$var_par$M`,
+#'   `fit$model_par$C` and `fit$model_par$B`);
+#' * `project(newdata)` with sparse counts: the variational step in the
+#'   engine, the scores from the n x q factors.
 #' @seealso [PLN()], [PLNPCA_param()], [getBestModel()]
 #' @examples
 #' data(oaks)
@@ -110,43 +139,39 @@ PLNPCA <- function(formula, data, subset, weights, ranks = 1:5, control = PLNPCA
   if (max(ranks) >= p)
     stop_arg(sprintf("`ranks` must be below the number of species p = %d; got %d.", p, max(ranks)))
   res <- pca_engine_fit(dat, ranks, control)
-  fam <- new_PLNPCAfamily_torch(res, dat, ranks, call = call, formula = formula,
+  fam <- new_PLNPCAfamily_torch(res, dat, ranks, control, call = call, formula = formula,
                                 terms = md$terms, xlevels = stats::.getXlevels(md$terms, md$frame))
   fam
 }
 
-## The LM start of PLNmodels: B the least squares of log((1 + Y) / exp(O)) on X, and the SVD of
-## its residuals, C = V D / sqrt(n) and M = sqrt(n) U (so that M C' is the residuals' best rank q).
-pca_start <- function(dat, qmax) {
-  L <- log1p(pca_dense_counts(dat)) - offset_matrix(dat)
-  sw <- sqrt(dat$w)
-  B <- qr.coef(qr(dat$X * sw), L * sw)
-  B[is.na(B)] <- 0
-  R <- L - dat$X %*% B
-  s <- svd(R, nu = qmax, nv = qmax)
-  n <- nrow(R)
-  list(B = B, C = s$v %*% diag(s$d[seq_len(qmax)], qmax) / sqrt(n), M = sqrt(n) * s$u)
+## The LM start of PLNmodels, in the engine (src/pln/pca_start.h): B the weighted least squares of
+## log(1 + Y) - O on X, and from the rank-qmax SVD of its residuals C = V D / sqrt(n) and M =
+## sqrt(n) U (so that M C' is the residuals' best rank qmax). Dense counts: the exact SVD of the
+## dense residuals; sparse counts: a randomized SVD whose products with the residuals are sparse
+## products plus low-rank corrections (no n x p array, in R or in the engine).
+pca_start <- function(dat, qmax, control) {
+  method <- if (!is.null(dat$Y)) "exact" else "randomized"
+  pca_start_engine(pca_counts_arg(dat), dat$O, dat$X, dat$w, qmax, method,
+                   pca_side_control(control))
 }
 
 ## The offsets as an n x p matrix (the sparse path keeps one column when given one per sample).
 offset_matrix <- function(dat) dat$O[, rep_len(seq_len(ncol(dat$O)), dat$p), drop = FALSE]
 
-pca_dense_counts <- function(dat) {
-  if (!is.null(dat$Y)) return(dat$Y)
-  Y <- matrix(0, dat$n, dat$p)
-  rows <- rep.int(seq_len(dat$n), diff(dat$csr$rowptr))
-  Y[cbind(rows, dat$csr$col + 1L)] <- dat$csr$val
-  Y
-}
+## The counts as the engine takes them: the dense matrix, or the CSR list of the sparse path.
+pca_counts_arg <- function(dat) if (!is.null(dat$Y)) dat$Y else dat$csr
+
+## The engine settings of the start and of R^2: the fit's device and threads, always float64.
+pca_side_control <- function(control)
+  list(device = control$device, dtype = "float64", num_threads = control$num_threads)
 
 ## The engine call for every rank; `start` overrides the SVD start (project()).
 pca_engine_fit <- function(dat, ranks, control, start = NULL, fixed_model = FALSE) {
   ctrl <- resolve_control(c(unclass(control)[setdiff(names(control), "start")],
                             list(optimizer = "lbfgs", lr = 1, init = "lm", check_every = NULL,
                                  covariance = "full")))
-  if (is.null(start)) start <- pca_start(dat, max(ranks))
-  Yarg <- if (!is.null(dat$Y)) dat$Y else dat$csr
-  res <- pca_fit_engine(Yarg, dat$O, dat$X, dat$w, as_double_matrix(start$B),
+  if (is.null(start)) start <- pca_start(dat, max(ranks), control)
+  res <- pca_fit_engine(pca_counts_arg(dat), dat$O, dat$X, dat$w, as_double_matrix(start$B),
                         as_double_matrix(start$C), as_double_matrix(start$M),
                         if (is.null(start$S)) NULL else as_double_matrix(start$S),
                         as.double(ranks), fixed_model, control$start, ctrl)
@@ -163,33 +188,28 @@ pca_engine_fit <- function(dat, ranks, control, start = NULL, fixed_model = FALS
   res
 }
 
-## Sum over samples of the Poisson log-likelihood at log-means `Z` (PLNmodels' logLikPoisson, by
-## blocks of rows so that no second n x p array is made).
-poisson_loglik <- function(Y, Z, w) {
-  lf <- function(y) { y[y == 0] <- 1; y * log(y) - y + log(8 * y^3 + 4 * y^2 + y + 1 / 30) / 6 + log(pi) / 2 }
-  sum(w * (rowSums(Y * Z) - rowSums(exp(Z)) - rowSums(lf(Y))))
+## PLNmodels' approximate R^2, in the engine (src/pln/pca_rsquared.h): the Poisson log-likelihood
+## at the latent means O + X B + M C' of each fit, between that of a per-species Poisson GLM on X
+## (its null model, as glm.fit(epsilon = 1e-3, maxit = 10)) and the saturated one; no n x p array.
+pca_poisson_terms <- function(dat, fits, control) {
+  pca_poisson_engine(pca_counts_arg(dat), dat$O, dat$X, dat$w,
+                     lapply(fits, function(f) list(B = f$B, C = f$C, M = f$M)),
+                     pca_side_control(control))
 }
 
-## PLNmodels' approximate R^2: the Poisson log-likelihood at the latent means, between that of a
-## per-species Poisson GLM on X (its null model) and the saturated one.
-pca_r2_bounds <- function(Y, dat) {
-  Bnull <- vapply(seq_len(ncol(Y)), function(j)
-    stats::coefficients(suppressWarnings(stats::glm.fit(
-      dat$X, Y[, j], weights = dat$w, offset = dat$O[, if (ncol(dat$O) > 1L) j else 1L],
-      family = stats::poisson(), control = stats::glm.control(epsilon = 1e-3, maxit = 10)))),
-    numeric(ncol(dat$X)))
-  Znull <- offset_matrix(dat) + dat$X %*% matrix(Bnull, ncol(dat$X))
-  sat <- Y * log(Y); sat[Y == 0] <- 0
-  lf <- function(y) { y[y == 0] <- 1; y * log(y) - y + log(8 * y^3 + 4 * y^2 + y + 1 / 30) / 6 + log(pi) / 2 }
-  c(lmin = poisson_loglik(Y, Znull, dat$w),
-    lmax = sum(dat$w * (rowSums(sat) - rowSums(Y) - rowSums(lf(Y)))))
+## latent and latent_pos (n x p) are stored in a fit when n p is at most this
+## (options(plntorch.pca_store_latent), default 1e7 entries, 80 MB); above, `fit$latent` and
+## `fit$latent_pos` build them on request (pca_latent()).
+pca_store_latent <- function(n, p) {
+  lim <- getOption("plntorch.pca_store_latent", 1e7)
+  as.double(n) * p <= lim
 }
 
-new_PLNPCAfamily_torch <- function(res, dat, ranks, ...) {
-  Y <- pca_dense_counts(dat)
-  bounds <- pca_r2_bounds(Y, dat)
+new_PLNPCAfamily_torch <- function(res, dat, ranks, control, ...) {
+  pt <- pca_poisson_terms(dat, res$fits, control)
   extra <- list(...)
-  fits <- lapply(res$fits, function(f) new_PLNPCAfit_torch(f, dat, Y, bounds, res, extra))
+  fits <- lapply(seq_along(res$fits), function(k)
+    new_PLNPCAfit_torch(res$fits[[k]], dat, pt$loglik[k], pt, res, extra))
   names(fits) <- as.character(ranks)
   criteria <- data.frame(rank = ranks,
                          nb_param = vapply(fits, `[[`, 0, "nb_param"),
@@ -223,7 +243,7 @@ with_methods <- function(obj, funs) {
   obj
 }
 
-new_PLNPCAfit_torch <- function(f, dat, Y, bounds, res, extra) {
+new_PLNPCAfit_torch <- function(f, dat, loglik_latent, bounds, res, extra) {
   n <- dat$n; p <- dat$p; d <- ncol(dat$X); q <- as.integer(f$rank)
   nms <- dat$names
   pcs <- seq_len(q)
@@ -233,32 +253,36 @@ new_PLNPCAfit_torch <- function(f, dat, Y, bounds, res, extra) {
   dimnames(M) <- dimnames(S2) <- list(nms$samples, pcs)
   ## PLNmodels' Sigma: C (M' W M + diag(colSums(W S2))) C' / sum(w)
   nSig <- crossprod(M, M * dat$w) + diag(colSums(S2 * dat$w), q)
-  Sigma <- C %*% nSig %*% t(C) / sum(dat$w)
-  latent_pos <- tcrossprod(M, C)
-  latent <- offset_matrix(dat) + dat$X %*% B + latent_pos
-  dimnames(latent) <- dimnames(latent_pos) <- list(nms$samples, nms$species)
+  Sigma <- tcrossprod(C %*% (nSig / sum(dat$w)), C) # one p x p array
   loglik <- sum(dat$w * f$loglik_vec)
   nb_param <- p * (d + q) - q * (q - 1) / 2
   BIC <- loglik - 0.5 * log(n) * nb_param
   entropy <- 0.5 * (n * q * log(2 * pi * exp(1)) + sum(log(S2)))
   ICL <- BIC - entropy
-  R2 <- (poisson_loglik(Y, latent, dat$w) - bounds[["lmin"]]) / (bounds[["lmax"]] - bounds[["lmin"]])
-  ## The visualisation of PLNmodels: the SVD of the centred latent positions.
-  sv <- svd(scale(latent_pos, TRUE, FALSE), nu = q, nv = q)
-  eig <- sv$d[pcs]^2
+  R2 <- (loglik_latent - bounds[["lmin"]]) / (bounds[["lmax"]] - bounds[["lmin"]])
+  ## The visualisation of PLNmodels: the SVD of the centred latent positions M C', from the QR
+  ## factors of the centred M (n x q) and of C (p x q).
+  ax <- pca_axes(M, C)
+  eig <- ax$d^2
   pc_names <- paste0("PC", pcs)
-  scores <- sv$u[, pcs, drop = FALSE] * rep(sv$d[pcs], each = n)
+  scores <- ax$u * rep(ax$d, each = n)
   dimnames(scores) <- list(nms$samples, pc_names)
-  rotation <- sv$v[, pcs, drop = FALSE]
+  rotation <- ax$v
   dimnames(rotation) <- list(nms$species, pc_names)
-  corr <- sv$v[, pcs, drop = FALSE] * rep(sv$d[pcs], each = p)
+  corr <- ax$v * rep(ax$d, each = p)
   corr <- corr / sqrt(rowSums(corr^2))
   dimnames(corr) <- list(nms$species, pc_names)
+  store <- pca_store_latent(n, p)
+  if (store) {
+    latent_pos <- tcrossprod(M, C)
+    latent <- offset_matrix(dat) + dat$X %*% B + latent_pos
+    dimnames(latent) <- dimnames(latent_pos) <- list(nms$samples, nms$species)
+  }
   fit <- list(
     rank = q, n = n, p = p, d = d,
     model_par = list(B = B, C = C, Sigma = Sigma),
     var_par = list(M = M, S2 = S2, S = sqrt(S2)),
-    latent = latent, latent_pos = latent_pos,
+    latent = if (store) latent, latent_pos = if (store) latent_pos,
     loglik = loglik, loglik_vec = stats::setNames(f$loglik_vec, nms$samples),
     nb_param = nb_param, BIC = BIC, ICL = ICL, entropy = entropy, R_squared = R2,
     criteria = data.frame(nb_param = nb_param, loglik = loglik, BIC = BIC, ICL = ICL),
@@ -271,6 +295,60 @@ new_PLNPCAfit_torch <- function(f, dat, Y, bounds, res, extra) {
                      dtype = res$dtype, tol = res$tol),
     call = extra$call, formula = extra$formula, terms = extra$terms, xlevels = extra$xlevels
   )
-  with_methods(structure(fit, class = "PLNPCAfit_torch"), list(
+  fit <- with_methods(structure(fit, class = "PLNPCAfit_torch"), list(
     project = function(newdata, control = PLNPCA_param()) project_pca(self, newdata, control)))
+  ## what pca_latent() needs to build latent on request: X and the offsets (n x 1 on the sparse path)
+  if (!store) attr(fit, "latent_parts") <- list(X = dat$X, O = dat$O, samples = nms$samples)
+  fit
+}
+
+## The SVD of the centred M C' (n x p, never formed): with Mc = M - 1 colMeans(M) = Qm Rm and C =
+## Qc Rc (thin QRs), Mc C' = Qm (Rm Rc') Qc', so from the q x q SVD Rm Rc' = u D v', Mc C' = (Qm u)
+## D (Qc v)'. PLNmodels takes the SVD of scale(M C', TRUE, FALSE): the same up to signs.
+pca_axes <- function(M, C) {
+  q <- ncol(M)
+  Mc <- sweep(M, 2L, colMeans(M))
+  qm <- qr(unname(Mc)); qc <- qr(unname(C))
+  Rm <- qr.R(qm)[, order(qm$pivot), drop = FALSE]
+  Rc <- qr.R(qc)[, order(qc$pivot), drop = FALSE]
+  s <- svd(Rm %*% t(Rc), nu = q, nv = q)
+  list(u = qr.Q(qm) %*% s$u, d = s$d[seq_len(q)], v = qr.Q(qc) %*% s$v)
+}
+
+## `fit$latent` and `fit$latent_pos`: stored when n p <= options(plntorch.pca_store_latent) (1e7
+## by default); above, built on request from the fit's factors when the n x p matrix takes at most
+## options(plntorch.max_dense_bytes) (2 GB by default), an error naming its size otherwise.
+#' @export
+`$.PLNPCAfit_torch` <- function(x, name) {
+  val <- .subset2(x, name)
+  if (is.null(val) && name %in% c("latent", "latent_pos") && !is.null(attr(x, "latent_parts")))
+    return(pca_latent(x, name))
+  val
+}
+
+pca_latent <- function(fit, which = c("latent", "latent_pos")) {
+  which <- match.arg(which)
+  n <- .subset2(fit, "n"); p <- .subset2(fit, "p")
+  bytes <- 8 * as.double(n) * p
+  limit <- getOption("plntorch.max_dense_bytes", 2e9)
+  if (bytes > limit)
+    stop(sprintf(paste0(
+      "fit$%s is a %d x %d matrix (%s), above options(plntorch.max_dense_bytes) = %s; it is not ",
+      "stored above options(plntorch.pca_store_latent) = %g entries. Use its factors (latent_pos = ",
+      "M C' with M = fit$var_par$M, C = fit$model_par$C; latent = O + X B + latent_pos), a block ",
+      "of rows of them, or raise the option."),
+      which, n, p, format_bytes(bytes), format_bytes(limit),
+      getOption("plntorch.pca_store_latent", 1e7)), call. = FALSE)
+  parts <- attr(fit, "latent_parts")
+  M <- .subset2(fit, "var_par")$M; mp <- .subset2(fit, "model_par")
+  out <- tcrossprod(M, mp$C)
+  if (which == "latent")
+    out <- out + parts$X %*% mp$B + parts$O[, rep_len(seq_len(ncol(parts$O)), p), drop = FALSE]
+  dimnames(out) <- list(parts$samples, rownames(mp$C))
+  out
+}
+
+format_bytes <- function(b) {
+  u <- c("B", "kB", "MB", "GB", "TB"); k <- max(1L, min(length(u), floor(log(max(b, 1), 1000)) + 1L))
+  sprintf("%.3g %s", b / 1000^(k - 1L), u[k])
 }

@@ -21,6 +21,14 @@ pca_objective_engine <- function(Y, O, X, w, B, C, M, S, method, dtype) {
     .Call(`_plntorch_pca_objective_engine`, Y, O, X, w, B, C, M, S, method, dtype)
 }
 
+pca_start_engine <- function(Y, O, X, w, qmax, method, control) {
+    .Call(`_plntorch_pca_start_engine`, Y, O, X, w, qmax, method, control)
+}
+
+pca_poisson_engine <- function(Y, O, X, w, fits, control) {
+    .Call(`_plntorch_pca_poisson_engine`, Y, O, X, w, fits, control)
+}
+
 post_variational_B <- function(X_, A_, w_) {
     .Call(`_plntorch_post_variational_B`, X_, A_, w_)
 }

@@ -99,6 +99,37 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// pca_start_engine
+Rcpp::List pca_start_engine(SEXP Y, SEXP O, SEXP X, SEXP w, double qmax, std::string method, Rcpp::List control);
+RcppExport SEXP _plntorch_pca_start_engine(SEXP YSEXP, SEXP OSEXP, SEXP XSEXP, SEXP wSEXP, SEXP qmaxSEXP, SEXP methodSEXP, SEXP controlSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< SEXP >::type Y(YSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type O(OSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type X(XSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type w(wSEXP);
+    Rcpp::traits::input_parameter< double >::type qmax(qmaxSEXP);
+    Rcpp::traits::input_parameter< std::string >::type method(methodSEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type control(controlSEXP);
+    rcpp_result_gen = Rcpp::wrap(pca_start_engine(Y, O, X, w, qmax, method, control));
+    return rcpp_result_gen;
+END_RCPP
+}
+// pca_poisson_engine
+Rcpp::List pca_poisson_engine(SEXP Y, SEXP O, SEXP X, SEXP w, Rcpp::List fits, Rcpp::List control);
+RcppExport SEXP _plntorch_pca_poisson_engine(SEXP YSEXP, SEXP OSEXP, SEXP XSEXP, SEXP wSEXP, SEXP fitsSEXP, SEXP controlSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< SEXP >::type Y(YSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type O(OSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type X(XSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type w(wSEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type fits(fitsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type control(controlSEXP);
+    rcpp_result_gen = Rcpp::wrap(pca_poisson_engine(Y, O, X, w, fits, control));
+    return rcpp_result_gen;
+END_RCPP
+}
 // post_variational_B
 Rcpp::List post_variational_B(SEXP X_, SEXP A_, SEXP w_);
 RcppExport SEXP _plntorch_post_variational_B(SEXP X_SEXP, SEXP A_SEXP, SEXP w_SEXP) {
@@ -166,6 +197,8 @@ static const R_CallMethodDef CallEntries[] = {
     {"_plntorch_pln_backends_engine", (DL_FUNC) &_plntorch_pln_backends_engine, 0},
     {"_plntorch_pca_fit_engine", (DL_FUNC) &_plntorch_pca_fit_engine, 12},
     {"_plntorch_pca_objective_engine", (DL_FUNC) &_plntorch_pca_objective_engine, 10},
+    {"_plntorch_pca_start_engine", (DL_FUNC) &_plntorch_pca_start_engine, 7},
+    {"_plntorch_pca_poisson_engine", (DL_FUNC) &_plntorch_pca_poisson_engine, 6},
     {"_plntorch_post_variational_B", (DL_FUNC) &_plntorch_post_variational_B, 3},
     {"_plntorch_post_sandwich_B", (DL_FUNC) &_plntorch_post_sandwich_B, 8},
     {"_plntorch_post_resample_moments", (DL_FUNC) &_plntorch_post_resample_moments, 3},

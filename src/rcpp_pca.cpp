@@ -110,3 +110,46 @@ Rcpp::List pca_objective_engine(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B, SEXP C, 
                             Rcpp::Named("B") = rcpp_util::to_r(r.B), Rcpp::Named("C") = rcpp_util::to_r(r.C),
                             Rcpp::Named("M") = rcpp_util::to_r(r.M), Rcpp::Named("S") = rcpp_util::to_r(r.S));
 }
+
+namespace {
+
+pln::FitOptions engine_options(const Rcpp::List& control) {
+  pln::FitOptions opt;
+  opt.device = rcpp_util::get<std::string>(control, "device", opt.device);
+  opt.dtype = rcpp_util::get<std::string>(control, "dtype", opt.dtype);
+  opt.num_threads = static_cast<int>(rcpp_util::get<double>(control, "num_threads", 0));
+  return opt;
+}
+
+}  // namespace
+
+// PLNmodels' start up to rank qmax (pln/pca_start.h): method "exact" or "randomized".
+// [[Rcpp::export(rng = false)]]
+Rcpp::List pca_start_engine(SEXP Y, SEXP O, SEXP X, SEXP w, double qmax, std::string method,
+                            Rcpp::List control) {
+  Counts keep;
+  pln::PcaInput in = pca_input(Y, O, X, w, R_NilValue, R_NilValue, R_NilValue, R_NilValue, keep);
+  auto r = pln::pca_start(in, static_cast<int64_t>(qmax), method, engine_options(control));
+  return Rcpp::List::create(Rcpp::Named("B") = rcpp_util::to_r(r.B),
+                            Rcpp::Named("C") = rcpp_util::to_r(r.C),
+                            Rcpp::Named("M") = rcpp_util::to_r(r.M),
+                            Rcpp::Named("seconds") = r.seconds);
+}
+
+// The terms of PLNmodels' R^2 (pln/pca_rsquared.h); fits: a list of list(B, C, M).
+// [[Rcpp::export(rng = false)]]
+Rcpp::List pca_poisson_engine(SEXP Y, SEXP O, SEXP X, SEXP w, Rcpp::List fits, Rcpp::List control) {
+  Counts keep;
+  pln::PcaInput in = pca_input(Y, O, X, w, R_NilValue, R_NilValue, R_NilValue, R_NilValue, keep);
+  std::vector<pln::PcaFactors> f(fits.size());
+  for (R_xlen_t k = 0; k < fits.size(); ++k) {
+    Rcpp::List fk(fits[k]);
+    SEXP B = fk["B"], C = fk["C"], M = fk["M"];
+    f[k] = {view(B, "B"), view(C, "C"), view(M, "M")};
+  }
+  auto r = pln::pca_poisson_terms(in, f, engine_options(control));
+  return Rcpp::List::create(Rcpp::Named("lmin") = r.lmin, Rcpp::Named("lmax") = r.lmax,
+                            Rcpp::Named("loglik") = Rcpp::wrap(r.loglik),
+                            Rcpp::Named("Bnull") = rcpp_util::to_r(r.Bnull),
+                            Rcpp::Named("iterations") = Rcpp::wrap(r.iterations));
+}

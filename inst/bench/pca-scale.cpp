@@ -10,8 +10,8 @@
 // brought to the host as CSR (int64 col, double val) in the PcaInput form.
 //
 // The start: PLNmodels' (B the column means of log(1 + Y) - o, M C' the residuals' best rank q),
-// its SVD taken by a randomized SVD (2 power iterations) whose products with the residuals go
-// through the sparse low-rank pass on the device, so nothing n x p is formed.
+// the engine's randomized SVD (pln::pca_svd_start, 2 power iterations here) whose products with the
+// residuals go through the sparse low-rank pass on the device, so nothing n x p is formed.
 //
 // Reported (stdout and DIR/<date>-<gpu>-pca-scale.csv, one row per rank and run, appended): the
 // measured share of non-zeros, seconds to make the data and the start, the fit's setup seconds
@@ -52,6 +52,7 @@
 #include "lowrank_pass.h"
 #include "pca.h"
 #include "pca_api.h"
+#include "pca_start.h"
 #ifdef PLN_CUDA_KERNELS
 #include "cuda_util.h"
 #endif
@@ -136,44 +137,20 @@ struct Start {
   double seconds = 0;
 };
 
-// PLNmodels' start: L = log(1 + Y) - o 1', B = column means of L, R = L - 1 B = Ls - 1 m' - c 1'
-// with Ls = log(1 + Y) (sparse), m its column means, c = o - mean(o); C = V D / sqrt(n), M =
-// sqrt(n) U from R's rank-k SVD, by a randomized SVD on products through the sparse pass.
+// PLNmodels' start by the engine's randomized SVD (pln::pca_svd_start, pca_start.h; the one the R
+// package's sparse path takes): X = 1 (B the column means of log(1 + Y) - o), products with the
+// residuals through the sparse low-rank pass on the device, 2 power iterations.
 Start svd_start(const pln::SparseCounts& Y, const at::Tensor& o, int64_t k) {
   const auto t0 = Clock::now();
-  const auto T = o.options();
-  const int64_t n = Y.n, p = Y.p, kk = std::min<int64_t>({k + 10, n, p});
-  pln::SparseCounts Ls = Y;
-  Ls.val = at::log1p(Y.val);
-  const at::Tensor zero_off = at::zeros({n}, T);
-  const at::Tensor ones_n = at::ones({n, 1}, T);
-  // Ls' 1 / n: the column means (the pass's Y' diag(w) U with U = 1).
-  const at::Tensor m =
-      pln::sparse_count_pass(Ls, ones_n, at::zeros({p, 1}, T), zero_off, at::Tensor()).YtU.squeeze(1) / n;
-  const at::Tensor c = o - o.mean();
-  // R v and R' u.
-  auto Rv = [&](const at::Tensor& v) {
-    const at::Tensor Lv = pln::sparse_count_pass(Ls, at::zeros({n, v.size(1)}, T), v, zero_off, at::Tensor()).YV;
-    return Lv - m.matmul(v).unsqueeze(0) - c.unsqueeze(1) * v.sum(0).unsqueeze(0);
-  };
-  auto Rtu = [&](const at::Tensor& u) {
-    const at::Tensor Ltu = pln::sparse_count_pass(Ls, u, at::zeros({p, u.size(1)}, T), zero_off, at::Tensor()).YtU;
-    return Ltu - m.unsqueeze(1) * u.sum(0).unsqueeze(0) - c.matmul(u).unsqueeze(0);
-  };
-  auto orth = [](const at::Tensor& a) { return std::get<0>(at::linalg_qr(a)); };
-  at::Tensor Q = orth(Rv(at::randn({p, kk}, T)));
-  for (int it = 0; it < 2; ++it) Q = orth(Rv(orth(Rtu(Q))));
-  // R ~ Q (Q' R) = Q Ub D Vt.
-  const at::Tensor Bt = Rtu(Q).to(at::kDouble).cpu();  // p x kk = R' Q
-  auto svd = at::linalg_svd(Bt.t(), false);             // Q' R = Ub D Vt
-  const at::Tensor Ub = std::get<0>(svd).narrow(1, 0, k), D = std::get<1>(svd).narrow(0, 0, k);
-  const at::Tensor Vt = std::get<2>(svd).narrow(0, 0, k);
+  pln::PcaStartOptions so;
+  so.power_iters = 2;
+  const auto v = pln::pca_svd_start(Y, at::Tensor(), o, at::ones({Y.n, 1}, o.options()),
+                                    at::Tensor(), k, so);
   Start s;
-  const double sn = std::sqrt(static_cast<double>(n));
-  s.C = (Vt.t() * D.unsqueeze(0) / sn).to(T);
-  s.M = (Q.matmul(Ub.to(T))) * sn;
-  s.B = (m - o.mean()).unsqueeze(0);
-  sync(T.device());
+  s.B = v.B;
+  s.C = v.C;
+  s.M = v.M;
+  sync(o.device());
   s.seconds = since(t0);
   return s;
 }

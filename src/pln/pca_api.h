@@ -61,4 +61,29 @@ struct PcaObjective {
 // J and its gradient at (B0, C0, M0, S0) of `in`; method: autograd | script | analytic.
 PcaObjective pca_objective(const PcaInput& in, const std::string& method, const std::string& dtype);
 
+// PLNmodels' start (pca_start.h) from the counts, O, X and w of `in`, up to rank qmax: method
+// "exact" (the dense SVD of the residuals; dense counts only) or "randomized" (sparse products,
+// no n x p array). On opt.device in opt.dtype, opt.num_threads.
+struct PcaStartResult {
+  Matrix B, C, M;  // d x p, p x qmax, n x qmax
+  double seconds = 0;
+};
+PcaStartResult pca_start(const PcaInput& in, int64_t qmax, const std::string& method,
+                         const FitOptions& opt);
+
+// The terms of PLNmodels' R^2 (pca_rsquared.h) from the counts, O, X and w of `in`: the Poisson
+// log-likelihood of the null model (lmin), of the saturated one (lmax), and at the latent means
+// O + X B + M C' of each fit. On opt.device in opt.dtype, opt.num_threads.
+struct PcaFactors {
+  MatrixView B, C, M;
+};
+struct PcaPoissonTerms {
+  double lmin = 0, lmax = 0;
+  std::vector<double> loglik;      // one per fit
+  Matrix Bnull;                    // d x p: the null model's coefficients
+  std::vector<double> iterations;  // p: its IRLS iterations per species
+};
+PcaPoissonTerms pca_poisson_terms(const PcaInput& in, const std::vector<PcaFactors>& fits,
+                                  const FitOptions& opt);
+
 }  // namespace pln
