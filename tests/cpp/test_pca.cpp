@@ -208,3 +208,47 @@ TEST_CASE("PCA: the curvature in log S^2 stays finite and positive where S^2 und
   CHECK(at::isfinite(h.hP).all().item<bool>());
   CHECK(h.hP.min().item<float>() > 0.0f);
 }
+
+// A column-major engine matrix as a tensor.
+static at::Tensor tensor_of(const pln::Matrix& m) {
+  return at::from_blob(const_cast<double*>(m.values.data()), {m.ncol, m.nrow}, at::kDouble).t().clone();
+}
+
+TEST_CASE("PCA start: the randomized SVD of CSR counts equals the exact one when it spans p") {
+  // p = 8 <= qmax + oversample: the subspace is the whole row space, the start exact to rounding.
+  const auto D = simulate_pca(40, 8, 2);
+  for (bool weights : {false, true}) {
+    for (bool rows : {true, false}) {
+      pln::FitOptions opt;
+      const auto ex = pln::pca_start(D.input(weights, false, rows), 3, "exact", opt);
+      const auto rd = pln::pca_start(D.input(weights, true, rows), 3, "randomized", opt);
+      const auto B1 = tensor_of(ex.B), B2 = tensor_of(rd.B);
+      CHECK(at::allclose(B1, B2, 1e-10, 1e-10));
+      // M C' (signs of the singular vectors are arbitrary)
+      const auto P1 = tensor_of(ex.M).mm(tensor_of(ex.C).t());
+      const auto P2 = tensor_of(rd.M).mm(tensor_of(rd.C).t());
+      CHECK(at::allclose(P1, P2, 1e-8, 1e-8));
+    }
+  }
+  CHECK_THROWS_WITH(pln::pca_start(D.input(false, true, true), 3, "exact", pln::FitOptions()),
+                    Catch::Contains("dense counts"));
+}
+
+TEST_CASE("PCA R^2 terms: dense and CSR counts agree, l_null <= l(Z) at the null model, <= l_sat") {
+  const auto D = simulate_pca(50, 7, 2);
+  pln::FitOptions opt;
+  const pln::PcaFactors f{{D.B.data(), D.d, D.p}, {D.C.data(), D.p, D.q}, {D.M.data(), D.n, D.q}};
+  const auto a = pln::pca_poisson_terms(D.input(true, false, false), {f}, opt);
+  const auto b = pln::pca_poisson_terms(D.input(true, true, false), {f}, opt);
+  CHECK(a.lmin == Approx(b.lmin).epsilon(1e-12));
+  CHECK(a.lmax == Approx(b.lmax).epsilon(1e-12));
+  CHECK(a.loglik[0] == Approx(b.loglik[0]).epsilon(1e-12));
+  CHECK(a.lmin < a.lmax);
+  // the null model's coefficients give back lmin as a fit's loglik with C = 0
+  std::vector<double> zeroC(D.p * D.q, 0.0);
+  const pln::PcaFactors g{{a.Bnull.values.data(), D.d, D.p}, {zeroC.data(), D.p, D.q},
+                          {D.M.data(), D.n, D.q}};
+  const auto c = pln::pca_poisson_terms(D.input(true, false, false), {g}, opt);
+  CHECK(c.loglik[0] == Approx(a.lmin).epsilon(1e-12));
+  for (double it : a.iterations) CHECK((it >= 1 && it <= 10));
+}
