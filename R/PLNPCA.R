@@ -90,12 +90,13 @@ as_plnpca_param <- function(control) {
 #' except on request (below):
 #' * the start (PLNmodels' LM start: B the weighted least squares of
 #'   log(1 + Y) - O on X, C and M from the rank-`max(ranks)` SVD of its
-#'   residuals) is the engine's (`src/pln/pca_start.cpp`): for dense counts
-#'   the exact SVD of the dense residuals; for sparse counts a randomized SVD
-#'   (subspace iteration on `max(ranks)` + 10 columns, 4 power iterations)
-#'   whose products with the residuals are sparse products plus low-rank
-#'   corrections (offsets one value per sample; an n x p offset matrix is
-#'   used as given);
+#'   residuals): for dense counts the exact SVD of the dense residuals in R
+#'   (as PLNmodels); for sparse counts the engine's randomized SVD
+#'   (`src/pln/pca_start.cpp`: subspace iteration on `max(ranks)` + 10
+#'   columns, 4 power iterations, a fixed seed) whose products with the
+#'   residuals are sparse products plus low-rank corrections (offsets one
+#'   value per sample; an n x p offset matrix is used as given). On `scRNA`
+#'   its rank-3 start is the exact one to 6e-8 (relative, in M C');
 #' * the fit is the engine's (CSR counts, low-rank passes);
 #' * `R_squared` is the engine's (`src/pln/pca_rsquared.cpp`): the null
 #'   model's Poisson GLM per species (as `glm.fit(epsilon = 1e-3, maxit =
@@ -139,20 +140,29 @@ PLNPCA <- function(formula, data, subset, weights, ranks = 1:5, control = PLNPCA
   if (max(ranks) >= p)
     stop_arg(sprintf("`ranks` must be below the number of species p = %d; got %d.", p, max(ranks)))
   res <- pca_engine_fit(dat, ranks, control)
-  fam <- new_PLNPCAfamily_torch(res, dat, ranks, control, call = call, formula = formula,
+  fam <- new_PLNPCAfamily_torch(res, dat, ranks, call = call, formula = formula,
                                 terms = md$terms, xlevels = stats::.getXlevels(md$terms, md$frame))
   fam
 }
 
-## The LM start of PLNmodels, in the engine (src/pln/pca_start.h): B the weighted least squares of
-## log(1 + Y) - O on X, and from the rank-qmax SVD of its residuals C = V D / sqrt(n) and M =
-## sqrt(n) U (so that M C' is the residuals' best rank qmax). Dense counts: the exact SVD of the
-## dense residuals; sparse counts: a randomized SVD whose products with the residuals are sparse
-## products plus low-rank corrections (no n x p array, in R or in the engine).
-pca_start <- function(dat, qmax, control) {
-  method <- if (!is.null(dat$Y)) "exact" else "randomized"
-  pca_start_engine(pca_counts_arg(dat), dat$O, dat$X, dat$w, qmax, method,
-                   pca_side_control(control))
+## The LM start of PLNmodels: B the weighted least squares of log(1 + Y) - O on X, and from the
+## rank-qmax SVD of its residuals C = V D / sqrt(n) and M = sqrt(n) U (so that M C' is the
+## residuals' best rank qmax). Dense counts (already n x p in R): base R's qr() and svd(), as
+## before (the optimiser's path from a start that differs by rounding can end at another local
+## optimum: the validation sets' results stay as they were). Sparse counts: the engine's randomized
+## SVD (src/pln/pca_start.h), whose products with the residuals are sparse products plus low-rank
+## corrections: no n x p array, in R or in the engine.
+pca_start <- function(dat, qmax, ctrl) {
+  if (is.null(dat$Y))
+    return(pca_start_engine(dat$csr, dat$O, dat$X, dat$w, qmax, "randomized", pca_side_control(ctrl)))
+  L <- log1p(dat$Y) - offset_matrix(dat)
+  sw <- sqrt(dat$w)
+  B <- qr.coef(qr(dat$X * sw), L * sw)
+  B[is.na(B)] <- 0
+  R <- L - dat$X %*% B
+  s <- svd(R, nu = qmax, nv = qmax)
+  n <- nrow(R)
+  list(B = B, C = s$v %*% diag(s$d[seq_len(qmax)], qmax) / sqrt(n), M = sqrt(n) * s$u)
 }
 
 ## The offsets as an n x p matrix (the sparse path keeps one column when given one per sample).
@@ -161,7 +171,8 @@ offset_matrix <- function(dat) dat$O[, rep_len(seq_len(ncol(dat$O)), dat$p), dro
 ## The counts as the engine takes them: the dense matrix, or the CSR list of the sparse path.
 pca_counts_arg <- function(dat) if (!is.null(dat$Y)) dat$Y else dat$csr
 
-## The engine settings of the start and of R^2: the fit's device and threads, always float64.
+## The engine settings of the start and of R^2: the fit's device and threads (as resolve_control()
+## settled them), always float64.
 pca_side_control <- function(control)
   list(device = control$device, dtype = "float64", num_threads = control$num_threads)
 
@@ -170,12 +181,13 @@ pca_engine_fit <- function(dat, ranks, control, start = NULL, fixed_model = FALS
   ctrl <- resolve_control(c(unclass(control)[setdiff(names(control), "start")],
                             list(optimizer = "lbfgs", lr = 1, init = "lm", check_every = NULL,
                                  covariance = "full")))
-  if (is.null(start)) start <- pca_start(dat, max(ranks), control)
+  if (is.null(start)) start <- pca_start(dat, max(ranks), ctrl)
   res <- pca_fit_engine(pca_counts_arg(dat), dat$O, dat$X, dat$w, as_double_matrix(start$B),
                         as_double_matrix(start$C), as_double_matrix(start$M),
                         if (is.null(start$S)) NULL else as_double_matrix(start$S),
                         as.double(ranks), fixed_model, control$start, ctrl)
   res$tol <- ctrl$tol
+  res$ctrl <- ctrl
   for (k in seq_along(res$fits)) {
     f <- res$fits[[k]]
     if (any(diff(f$objective) <= 0))
@@ -205,8 +217,8 @@ pca_store_latent <- function(n, p) {
   as.double(n) * p <= lim
 }
 
-new_PLNPCAfamily_torch <- function(res, dat, ranks, control, ...) {
-  pt <- pca_poisson_terms(dat, res$fits, control)
+new_PLNPCAfamily_torch <- function(res, dat, ranks, ...) {
+  pt <- pca_poisson_terms(dat, res$fits, res$ctrl)
   extra <- list(...)
   fits <- lapply(seq_along(res$fits), function(k)
     new_PLNPCAfit_torch(res$fits[[k]], dat, pt$loglik[k], pt, res, extra))

@@ -6,7 +6,7 @@
 #   Rscript inst/bench/pca-sparse-memory.R --case synthetic [--n 30000] [--p 2000] [--density 0.05]
 #                                          [--ranks 5] [--maxit 10] [--start svd]
 #       one case in this process, with the plntorch of .libPaths() (R_LIBS=... to pick one):
-#       prints one CSV row
+#       prints one CSV row (--label NAME names it; --save also appends it to the day's CSV below)
 #   Rscript inst/bench/pca-sparse-memory.R --all --lib before=DIR,after=DIR [--save] [case options]
 #       every case (scRNA, synthetic) with every library, each in a fresh R process (so that its
 #       peak resident memory is its own); --save appends the rows to
@@ -26,6 +26,13 @@ opt <- function(name, default = NULL) {
 }
 flag <- function(name) paste0("--", name) %in% args
 
+save_rows <- function(res) {
+  f <- file.path("inst", "bench", "results", sprintf("pca-sparse-memory-%s.csv", Sys.Date()))
+  utils::write.table(res, f, sep = ",", row.names = FALSE, append = file.exists(f),
+                     col.names = !file.exists(f))
+  message("appended to ", f)
+}
+
 if (flag("all")) {
   libs <- strsplit(strsplit(opt("lib"), ",", fixed = TRUE)[[1]], "=", fixed = TRUE)
   pass <- args[!args %in% c("--all", "--save", "--lib", opt("lib"))]
@@ -39,12 +46,7 @@ if (flag("all")) {
   }
   res <- do.call(rbind, rows)
   print(res)
-  if (flag("save")) {
-    f <- file.path("inst", "bench", "results", sprintf("pca-sparse-memory-%s.csv", Sys.Date()))
-    utils::write.table(res, f, sep = ",", row.names = FALSE, append = file.exists(f),
-                       col.names = !file.exists(f))
-    cat("appended to", f, "\n")
-  }
+  if (flag("save")) save_rows(res)
   quit(save = "no")
 }
 
@@ -67,17 +69,24 @@ if (case == "scRNA") {
   n <- as.integer(opt("n", 30000)); p <- as.integer(opt("p", 2000))
   density <- as.numeric(opt("density", 0.05))
   set.seed(1)
-  ## Poisson counts of a rank-5 latent layer, thinned to the density: non-zeros only, column-wise
+  ## PLN-PCA data of rank 5 (as inst/bench/pca-scale.cpp): Z_ij = b_j + w_i' c_j, Y ~ Poisson(exp(Z)),
+  ## c_j ~ N(0, 0.3^2 I_5), b_j ~ N(mu, 0.5^2) with mu giving the expected share of non-zeros;
+  ## drawn by blocks of 100 genes (no n x p array), non-zeros kept.
   q <- 5
   W <- matrix(rnorm(n * q), n); C <- matrix(rnorm(p * q, 0, 0.3), p)
-  nnz_col <- stats::rbinom(p, n, density)
-  i <- unlist(lapply(nnz_col, function(k) sort(sample.int(n, k))))
-  j <- rep(seq_len(p), nnz_col)
-  eta <- rowSums(W[i, , drop = FALSE] * C[j, , drop = FALSE])
-  x <- 1 + stats::rpois(length(i), exp(0.5 + eta))
-  Y <- Matrix::sparseMatrix(i = i, j = j, x = as.double(x), dims = c(n, p),
+  s <- sqrt(q * 0.3^2 + 0.5^2); xi <- stats::qnorm(stats::ppoints(2000))
+  mu <- stats::uniroot(function(m) mean(-expm1(-exp(m + s * xi))) - density, c(-30, 10))$root
+  b <- rnorm(p, mu, 0.5)
+  blocks <- lapply(split(seq_len(p), ceiling(seq_len(p) / 100)), function(js) {
+    y <- matrix(stats::rpois(n * length(js), exp(tcrossprod(W, C[js, , drop = FALSE]) +
+                                                   rep(b[js], each = n))), n)
+    k <- which(y > 0)
+    list(i = (k - 1L) %% n + 1L, j = js[(k - 1L) %/% n + 1L], x = y[k])
+  })
+  Y <- Matrix::sparseMatrix(i = unlist(lapply(blocks, `[[`, "i")), j = unlist(lapply(blocks, `[[`, "j")),
+                            x = as.double(unlist(lapply(blocks, `[[`, "x"))), dims = c(n, p),
                             dimnames = list(NULL, paste0("g", seq_len(p))))
-  rm(W, C, i, j, eta, x)
+  rm(W, C, blocks)
   tc <- Matrix::rowSums(Y)
   fml <- Y ~ 1 + offset(log(tc))
 }
@@ -101,3 +110,4 @@ res <- data.frame(
   R2 = paste(sprintf("%.6f", vapply(fam$fits, function(f) f$R_squared, 0)), collapse = ";"),
   status = paste(vapply(fam$fits, function(f) f$optim_par$status, ""), collapse = ";"))
 utils::write.csv(res, stdout(), row.names = FALSE)
+if (flag("save")) save_rows(res)

@@ -5,13 +5,16 @@
 // rank-k SVD U D V': C = V D / sqrt(n), M = sqrt(n) U (so that M C' is R's best rank-k part).
 //
 // Two ways to the SVD:
-//   exact       R formed densely (n x p) and its thin SVD: for dense counts (small problems; the
-//               results of the validation sets are those of R's svd() up to signs and rounding).
+//   exact       R formed densely (n x p) and its thin SVD: the reference of the randomized one
+//               (tests). The R package's dense path keeps base R's qr() and svd() so that its fits
+//               stay as they were: a start that differs by rounding can take the optimiser to
+//               another local optimum.
 //   randomized  R never formed: R G = log1p(Y) G - O G - X (B G) and R' H = log1p(Y)' H - O' H -
 //               B' (X' H) are sparse products (the low-rank pass of lowrank_pass.h, any device)
 //               plus low-rank corrections (O one value per sample; an n x p O is used densely);
 //               subspace iteration on k + oversample columns with power_iters power steps, then
-//               the SVD of the small Q' R. Exact to rounding when k + oversample >= min(n, p).
+//               the SVD of the small Q' R. Exact to rounding when k + oversample >= min(n, p);
+//               the R package's sparse path (PLNPCA() on a dgCMatrix), and inst/bench/pca-scale.cpp.
 #pragma once
 
 #include <ATen/ATen.h>
