@@ -170,6 +170,40 @@ at::Tensor from_matrix(const pln::Matrix& m) {
   return at::from_blob(const_cast<double*>(m.values.data()), {m.ncol, m.nrow}, at::kDouble).t().clone();
 }
 
+// The engine's input for host CSR counts and host starting values (views: the tensors and
+// matrices must outlive it), and the fit's options.
+pln::PcaInput pca_input(int64_t n, int64_t p, const at::Tensor& rowptr, const at::Tensor& col,
+                        const at::Tensor& val, const HostMatrix& O, const HostMatrix& X,
+                        const HostMatrix& B0, const HostMatrix& C0, const HostMatrix& M0,
+                        const std::string& start) {
+  pln::PcaInput in;
+  in.n = n;
+  in.p = p;
+  in.nnz = col.numel();
+  in.rowptr = rowptr.data_ptr<int64_t>();
+  in.col = col.data_ptr<int64_t>();
+  in.val = val.data_ptr<double>();
+  in.O = O.view();
+  in.X = X.view();
+  in.B0 = B0.view();
+  in.C0 = C0.view();
+  in.M0 = M0.view();
+  in.start = start;
+  return in;
+}
+pln::FitOptions fit_options(const std::string& device, const std::string& dtype, int64_t maxit,
+                            double tol) {
+  pln::FitOptions opt;
+  opt.backend = "fused";
+  opt.device = device;
+  opt.dtype = dtype;
+  opt.optimizer = "lbfgs";
+  opt.maxit = maxit;
+  opt.tol = tol;
+  opt.trace = 1;
+  return opt;
+}
+
 // Principal angles between span(A) and span(B) (host, double): sum cos^2 / min(rank) and the
 // largest angle in degrees.
 std::pair<double, double> subspace(const at::Tensor& A, const at::Tensor& B) {
@@ -332,27 +366,8 @@ int main(int argc, char** argv) {
                      vl = Ys.val.cpu().to(at::kDouble).contiguous();
     const HostMatrix O_s = host_colmajor(o_s), X_s{at::ones({1, n_sub}, at::kDouble)};
     const HostMatrix B_s = host_colmajor(ss.B), C_s = host_colmajor(ss.C), M_s = host_colmajor(ss.M);
-    pln::PcaInput si;
-    si.n = n_sub;
-    si.p = p;
-    si.nnz = nnz_s;
-    si.rowptr = rp.data_ptr<int64_t>();
-    si.col = cl.data_ptr<int64_t>();
-    si.val = vl.data_ptr<double>();
-    si.O = O_s.view();
-    si.X = X_s.view();
-    si.B0 = B_s.view();
-    si.C0 = C_s.view();
-    si.M0 = M_s.view();
-    si.start = "svd";
-    pln::FitOptions so;
-    so.backend = "fused";
-    so.device = device;
-    so.dtype = dtype;
-    so.optimizer = "lbfgs";
-    so.maxit = maxit;
-    so.tol = tol;
-    so.trace = 1;
+    const pln::PcaInput si = pca_input(n_sub, p, rp, cl, vl, O_s, X_s, B_s, C_s, M_s, "svd");
+    const pln::FitOptions so = fit_options(device, dtype, maxit, tol);
     pln::Callbacks scb;
     scb.progress = [&](int64_t it, double J) {
       if (it <= 3 || it % 50 == 0)
@@ -435,29 +450,10 @@ int main(int argc, char** argv) {
   const double to_host_s = since(t_host);
   std::printf("host: CSR and starting values copied to the host in %.2f s\n", to_host_s);
 
-  pln::PcaInput in;
-  in.n = n;
-  in.p = p;
-  in.nnz = nnz;
-  in.rowptr = rowptr_h.data_ptr<int64_t>();
-  in.col = col_h.data_ptr<int64_t>();
-  in.val = val_h.data_ptr<double>();
-  in.O = O_h.view();
-  in.X = X_h.view();
-  in.B0 = B0_h.view();
-  in.C0 = C0_h.view();
-  in.M0 = M0_h.view();
+  pln::PcaInput in = pca_input(n, p, rowptr_h, col_h, val_h, O_h, X_h, B0_h, C0_h, M0_h,
+                               n_sub > 0 ? "svd" : start);
   if (S0_h.t.defined()) in.S0 = S0_h.view();
-  in.start = n_sub > 0 ? "svd" : start;
-
-  pln::FitOptions opt;
-  opt.backend = "fused";
-  opt.device = device;
-  opt.dtype = dtype;
-  opt.optimizer = "lbfgs";
-  opt.maxit = maxit;
-  opt.tol = tol;
-  opt.trace = 1;
+  pln::FitOptions opt = fit_options(device, dtype, maxit, tol);
   int64_t runs = static_cast<int64_t>(ranks.size());
   if (start == "best") runs = 2 * runs - 1;
   // Time per step: ELBOs of the line search (~1.5 on average), one gradient and one curvature; per
