@@ -93,7 +93,8 @@ all_ranks <- ranks
 if (refresh) {
   old <- utils::read.csv(if (!is.null(refresh_file)) refresh_file else
     file.path(out_dir, paste0("pca-validation-", format(Sys.Date()), ".csv")))
-  if (!is.null(old$device)) device <- sub(":.*", "", old$device[1])
+  devs <- if (is.null(old$device)) character() else stats::na.omit(old$device)
+  if (length(devs)) device <- sub(":.*", "", devs[1])
   sets <- sets[intersect(names(sets), unique(old$data))]
 }
 for (name in names(sets)) {
@@ -167,7 +168,11 @@ if (save) {
   res <- merge_rows(res, paste0(base, ".csv"))
   utils::write.csv(res, paste0(base, ".csv"), row.names = FALSE)
   if (!is.null(res$plnmodels_loglik) && out_dir == "inst/bench/results") {
-    ref <- merge_rows(res[, c("data", "rank", "plnmodels_loglik")], "inst/extdata/pca-reference.csv")
+    ## by (data, rank): a run of fewer ranks keeps the reference of the others
+    ref_new <- res[!is.na(res$plnmodels_loglik), c("data", "rank", "plnmodels_loglik")]
+    ref_old <- utils::read.csv("inst/extdata/pca-reference.csv")
+    ref_old <- ref_old[!paste(ref_old$data, ref_old$rank) %in% paste(ref_new$data, ref_new$rank), ]
+    ref <- rbind(ref_old, ref_new)
     utils::write.csv(ref[!is.na(ref$plnmodels_loglik), ], "inst/extdata/pca-reference.csv",
                      row.names = FALSE)
   }
