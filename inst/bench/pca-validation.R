@@ -85,6 +85,17 @@ plnmodels_fit <- function(name, s) {
   r
 }
 
+## plntorch's rows with PLNmodels' columns (when PLNmodels' results `pm` are there) and the gap.
+with_plnmodels <- function(out, pm) {
+  if (is.null(pm)) return(out)
+  out$plnmodels_loglik <- pm$loglik[match(out$rank, pm$rank)]
+  out$plnmodels_ICL <- pm$ICL[match(out$rank, pm$rank)]
+  out$plnmodels_seconds <- pm$seconds[1]
+  out$gap <- out$plntorch_loglik - out$plnmodels_loglik
+  out$at_optimum <- out$gap >= -pmax(0.1, 1e-5 * abs(out$plnmodels_loglik))
+  out
+}
+
 refresh <- "--refresh" %in% args
 refresh_file <- opt("--refresh", NULL)
 if (refresh && (is.null(refresh_file) || startsWith(refresh_file, "--"))) refresh_file <- NULL
@@ -103,15 +114,7 @@ for (name in names(sets)) {
   if (refresh) {
     out <- old[old$data == name, , drop = FALSE]
     ranks <- out$rank
-    pm <- plnmodels_fit(name, s)
-    if (!is.null(pm)) {
-      out$plnmodels_loglik <- pm$loglik[match(out$rank, pm$rank)]
-      out$plnmodels_ICL <- pm$ICL[match(out$rank, pm$rank)]
-      out$plnmodels_seconds <- pm$seconds[1]
-      out$gap <- out$plntorch_loglik - out$plnmodels_loglik
-      out$at_optimum <- out$gap >= -pmax(0.1, 1e-5 * abs(out$plnmodels_loglik))
-    }
-    rows[[name]] <- out
+    rows[[name]] <- with_plnmodels(out, plnmodels_fit(name, s))
     next
   }
   dat <- s$data()
@@ -138,13 +141,7 @@ for (name in names(sets)) {
     out$svd_loglik <- cold$criteria$loglik
     out$svd_seconds <- tc
   }
-  if (!is.null(pm)) {
-    out$plnmodels_loglik <- pm$loglik[match(out$rank, pm$rank)]
-    out$plnmodels_ICL <- pm$ICL[match(out$rank, pm$rank)]
-    out$plnmodels_seconds <- pm$seconds[1]
-    out$gap <- out$plntorch_loglik - out$plnmodels_loglik
-    out$at_optimum <- out$gap >= -pmax(0.1, 1e-5 * abs(out$plnmodels_loglik))
-  }
+  out <- with_plnmodels(out, pm)
   print(out)
   rows[[name]] <- out
 }
