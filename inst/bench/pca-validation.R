@@ -173,7 +173,7 @@ if (save) {
     utils::write.csv(ref[!is.na(ref$plnmodels_loglik), ], "inst/extdata/pca-reference.csv",
                      row.names = FALSE)
   }
-  fmt <- function(x, d = 2) formatC(x, format = "f", digits = d, big.mark = "")
+  fmt <- function(x, d = 2) formatC(as.numeric(x), format = "f", digits = d, big.mark = "")
   info <- pln_backends()
   md <- c(
     sprintf("# PLN-PCA: plntorch against PLNmodels %s (%s)",
@@ -195,7 +195,7 @@ if (save) {
     sprintf("| %s | %d x %d | %d | %s | %s | %s | %d | %s | %s |", res$data, res$n, res$p, res$rank,
             fmt(res$plntorch_loglik), fmt(res$plnmodels_loglik), fmt(res$gap),
             res$plntorch_steps, fmt(res$plntorch_seconds, 1), fmt(res$plnmodels_seconds, 1)))
-  if (!is.null(res$warm_loglik))
+  if (!is.null(res$warm_loglik) && !all(is.na(res$warm_loglik)))
     md <- c(md, "", "The starts: `start = \"warm\"` (each rank from the previous rank's optimum), `\"svd\"`",
             "(every rank from the SVD start, PLNmodels'), and the default `\"best\"` (both, the higher kept):", "",
             "| data | rank | warm loglik | SVD loglik | best loglik | warm s | SVD s | best s |",

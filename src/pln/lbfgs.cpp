@@ -110,7 +110,7 @@ class QuasiNewton {
   // Backtracking along d from x_ (slope = g'd > 0): the accepted point's J (then the model's trial
   // point), or NaN.
   double line_search(const Vars& d, double slope, Vars& xt) {
-    double t = 1;
+    double t = std::min(1.0, model_.max_step(d));
     for (int k = 0; k < kBacktracks; ++k) {
       xt.clear();
       for (size_t v = 0; v < x_.size(); ++v) xt.push_back(at::add(x_[v], d[v], t));

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,12 @@ class QuasiNewtonModel {
   virtual Vars gradient() = 0;
   // The model's inverse curvature applied to q, at the current point (after gradient()).
   virtual Vars precondition(const Vars& q) = 0;
+  // The longest step along the direction d that the model trusts: the line search starts at
+  // min(1, max_step(d)). By default no limit.
+  virtual double max_step(const Vars& d) {
+    (void)d;
+    return std::numeric_limits<double>::infinity();
+  }
   // Whether the optimiser stops at the current point, d being its next direction: by default the
   // rule on J (the last relative gain and the predicted one below tol). A model made of
   // independent parts (batched refits, refit.cpp) asks it of each part, on the part's own J.

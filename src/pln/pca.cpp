@@ -97,6 +97,7 @@ PcaProblem make_pca_problem(const PcaInput& in, const at::TensorOptions& opt, bo
     pb.w = at::ones({n}, opt);
   }
   pb.XtWX_diag = (pb.X * pb.X * pb.w.unsqueeze(1)).sum(0);
+  pb.XtWX_L = at::linalg_cholesky(at::mm(pb.X.t(), pb.w.unsqueeze(1) * pb.X));
   return pb;
 }
 

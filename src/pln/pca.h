@@ -25,6 +25,7 @@ struct PcaProblem {
   at::Tensor X, w;       // n x d, n
   at::Tensor lfact_row;  // n: sum_j log(Y_ij!) by Ramanujan's formula (PLNmodels', 0! as 1!)
   at::Tensor XtWX_diag;  // d: the scale of B's curvature ridge
+  at::Tensor XtWX_L;     // d x d: the Cholesky factor of X' W X (pca_balance.h)
   bool unit_weights = true;
   int64_t n = 0, p = 0, d = 0;
   at::TensorOptions opt;

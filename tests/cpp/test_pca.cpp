@@ -9,6 +9,8 @@
 
 #include "pca.h"
 #include "pca_api.h"
+#include "pca_balance.h"
+#include "problem.h"
 #include "test_util.h"
 
 namespace {
@@ -251,4 +253,90 @@ TEST_CASE("PCA R^2 terms: dense and CSR counts agree, l_null <= l(Z) at the null
   const auto c = pln::pca_poisson_terms(D.input(true, false, false), {g}, opt);
   CHECK(c.loglik[0] == Approx(a.lmin).epsilon(1e-12));
   for (double it : a.iterations) CHECK((it >= 1 && it <= 10));
+}
+
+namespace {
+
+at::Tensor view_tensor(const std::vector<double>& v, int64_t nrow, int64_t ncol) {
+  return pln::to_tensor(pln::MatrixView{v.data(), nrow, ncol}, at::TensorOptions().dtype(at::kDouble));
+}
+at::Tensor matrix_tensor(const pln::Matrix& m) { return view_tensor(m.values, m.nrow, m.ncol); }
+
+// J and its likelihood term (J without the prior's -1/2 sum w_i [M^2 + S2 - log S2 - 1]).
+double pca_J(const pln::PcaProblem& pb, const pln::Vars& x) {
+  return at::sum(pb.w * pln::pca_rows_pass(pb, x)).item<double>();
+}
+double pca_likelihood(const pln::PcaProblem& pb, const pln::Vars& x) {
+  auto kl = 0.5 * (x[pln::kM] * x[pln::kM] + at::exp(x[pln::kP]) - x[pln::kP] - 1).sum(1);
+  return at::sum(pb.w * (pln::pca_rows_pass(pb, x) + kl)).item<double>();
+}
+
+}  // namespace
+
+TEST_CASE("PCA balance: T keeps the likelihood term, raises J, is idempotent; J(T(x))'s gradient") {
+  const auto D = simulate_pca(50, 9, 2);
+  const auto pb = pln::make_pca_problem(D.input(true, true, true),
+                                        at::TensorOptions().dtype(at::kDouble), false);
+  pln::Vars x{view_tensor(D.B, 2, D.p), view_tensor(D.C, D.p, 2),
+              view_tensor(D.M, D.n, 2) + 0.7,  // scores off centre, as a fit can leave them
+              2 * at::log(view_tensor(D.S, D.n, 2))};
+  const auto b = pln::pca_balance(pb, x);
+  const auto t = pln::pca_balanced(pb, x, b);
+  CHECK(std::fabs(pca_likelihood(pb, t) - pca_likelihood(pb, x)) < 1e-10 * std::fabs(pca_likelihood(pb, x)));
+  CHECK(pca_J(pb, t) > pca_J(pb, x) + 1);
+  // The balanced point is its own balance: G = 0, d = 1.
+  const auto b2 = pln::pca_balance(pb, t);
+  CHECK(b2.G.abs().max().item<double>() < 1e-10);
+  CHECK((b2.d - 1).abs().max().item<double>() < 1e-10);
+  // J(T(x)) is the maximum over (G, d): no other shift or scale does better.
+  for (double s : {0.9, 1.1}) {
+    pln::PcaBalance other{b.G + 0.05, b.d * s};
+    CHECK(pca_J(pb, pln::pca_balanced(pb, x, other)) < pca_J(pb, t));
+  }
+  // The pulled-back gradient is the derivative of x -> J(T(x)) (central differences).
+  const auto g = pln::pca_pull_gradient(pln::pca_gradient_pass(pb, t), b);
+  auto profiled = [&](const pln::Vars& y) { return pca_J(pb, pln::pca_balanced(pb, y, pln::pca_balance(pb, y))); };
+  at::manual_seed(5);
+  for (int v = 0; v < 4; ++v) {
+    CAPTURE(v);
+    pln::Vars h;
+    for (const auto& xi : x) h.push_back(at::zeros_like(xi));
+    h[v] = at::randn_like(x[v]);
+    const double e = 1e-6;
+    pln::Vars xp, xm;
+    for (size_t k = 0; k < x.size(); ++k) {
+      xp.push_back(x[k] + e * h[k]);
+      xm.push_back(x[k] - e * h[k]);
+    }
+    const double fd = (profiled(xp) - profiled(xm)) / (2 * e);
+    const double an = at::sum(g[v] * h[v]).item<double>();
+    CHECK(std::fabs(fd - an) < 1e-5 * (std::fabs(an) + 1));
+  }
+}
+
+TEST_CASE("PCA trust radius: one iteration moves no entry of B, C or M by more than 0.3") {
+  // A start far from the optimum (C and M shrunk tenfold): the first direction is long.
+  auto D = simulate_pca(80, 10, 2, 11);
+  for (auto& c : D.C) c *= 0.1;
+  for (auto& m : D.M) m *= 0.1;
+  pln::FitOptions opt;
+  opt.backend = "fused";
+  opt.maxit = 1;
+  opt.tol = 0;
+  auto in = D.input(false, true, true);
+  in.start = "svd";
+  const auto r = pln::pca_fit(in, {2}, opt, pln::Callbacks());
+  REQUIRE(r.fits.size() == 1);
+  // X B + M C' is the same at the optimiser's point and at its balanced one (what the fit
+  // returns), so its change bounds the step: |dE_ij| <= 0.3 (|x_i|_1 + |C_j|_1 + |M_i|_1) + 0.09 q.
+  const auto X = view_tensor(D.X, D.n, 2), B0 = view_tensor(D.B, 2, D.p);
+  const auto C0 = view_tensor(D.C, D.p, 2), M0 = view_tensor(D.M, D.n, 2);
+  const auto E0 = at::mm(X, B0) + at::mm(M0, C0.t());
+  const auto E1 = at::mm(X, matrix_tensor(r.fits[0].B)) +
+                  at::mm(matrix_tensor(r.fits[0].M), matrix_tensor(r.fits[0].C).t());
+  const auto bound = 0.3 * (X.abs().sum(1, true) + C0.abs().sum(1).unsqueeze(0) +
+                            M0.abs().sum(1, true)) + 0.09 * 2;
+  CHECK(((E1 - E0).abs() - bound).max().item<double>() <= 1e-9);
+  CHECK((E1 - E0).abs().max().item<double>() > 0);
+  CHECK(r.fits[0].objective.back() > r.fits[0].objective.front());
 }

@@ -52,10 +52,11 @@ test_that("the PLN-PCA results reach PLNmodels' loglik on every rank of every da
   ## inst/bench/pca-validation.R --save (CPU) and its --device cuda runs completed with PLNmodels'
   ## columns (--refresh): for each data set, the newest file holding it. A rank below PLNmodels'
   ## loglik (to max(0.1, 1e-5 |loglik|)) must never say "converged" (the fit warned: maxit), on
-  ## any data set; oaks, mollusk and scRNA have every rank at or above it and converged.
-  ## microcosm does not yet: its rank 1 stops at maxit = 10000 below PLNmodels' loglik (open in
-  ## the PLN-PCA issue). The fits on scRNA and microcosm take minutes to hours on a CPU: set
-  ## PLNTORCH_LONG_TESTS=1 to refit them here as well.
+  ## any data set; every data set has every rank at or above it, and oaks, mollusk and scRNA every
+  ## rank converged. microcosm's ranks 2 to 5 stop at maxit = 10000 (warned) while still rising:
+  ## a few dominant species' loadings grow without end there (NOTES-optimiser.md). The fits on
+  ## scRNA and microcosm take minutes to hours on a CPU: set PLNTORCH_LONG_TESTS=1 to refit them
+  ## here as well.
   dir <- system.file("bench", "results", package = "plntorch")
   files <- sort(list.files(dir, "^pca-validation-[0-9]{4}-[0-9]{2}-[0-9]{2}.*\\.csv$"))
   skip_if(!length(files), "no PLN-PCA results installed")
@@ -69,10 +70,9 @@ test_that("the PLN-PCA results reach PLNmodels' loglik on every rank of every da
     tol <- pmax(0.1, 1e-5 * abs(r$plnmodels_loglik))
     below <- r$plntorch_loglik < r$plnmodels_loglik - tol
     expect_false(any(below & r$plntorch_status == "converged"), info = set)
-    if (set != "microcosm") {
-      expect_false(any(below), info = set)
-      expect_true(all(r$plntorch_status == "converged"), info = set)
-    }
+    expect_false(any(below), info = set)
+    expect_true(all(seq_len(if (set == "scRNA") 3 else 5) %in% r$rank), info = set)
+    if (set != "microcosm") expect_true(all(r$plntorch_status == "converged"), info = set)
   }
   ## scRNA on the GPU covers ranks 1 to 10, as the issue asks
   gpu <- res[grepl("-cuda", files)]
