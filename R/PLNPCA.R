@@ -2,7 +2,13 @@
 #'
 #' The engine settings of [PLNPCA()]. The optimiser is the package's
 #' quasi-Newton one (as `PLN_param(optimizer = "lbfgs")`), on PLN-PCA's
-#' variables B, C, M and log S^2.
+#' variables B, C, M and log S^2. The first 50 iterations of each fit are a
+#' warm-up: the shift of the scores M onto the covariates and their scale,
+#' which B and C absorb in the likelihood, are set to their best values in
+#' closed form, and no entry of B, C or M moves by
+#' more than 0.3 per iteration, which keeps a fit from being thrown towards a
+#' lower maximum of the ELBO by its first, longest steps (measured in
+#' `inst/bench/NOTES-optimiser.md`).
 #'
 #' @inheritParams PLN_param
 #' @param backend `"fused"` (analytic gradients through passes that never form
