@@ -2,6 +2,7 @@
 #include "pca.h"
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -97,7 +98,14 @@ PcaProblem make_pca_problem(const PcaInput& in, const at::TensorOptions& opt, bo
     pb.w = at::ones({n}, opt);
   }
   pb.XtWX_diag = (pb.X * pb.X * pb.w.unsqueeze(1)).sum(0);
-  pb.XtWX_L = at::linalg_cholesky(at::mm(pb.X.t(), pb.w.unsqueeze(1) * pb.X));
+  // X' W X's factor for the balanced model (pca_balance.h); where the covariates are aliased (R^2's
+  // null model takes such X), with B's ridge.
+  const auto XtWX = at::mm(pb.X.t(), pb.w.unsqueeze(1) * pb.X);
+  auto chol = at::linalg_cholesky_ex(XtWX);
+  pb.XtWX_L = std::get<0>(chol);
+  if (std::get<1>(chol).item<int64_t>() != 0)
+    pb.XtWX_L = std::get<0>(at::linalg_cholesky_ex(
+        XtWX + at::diag(kRidgeB * pb.XtWX_diag + std::numeric_limits<double>::min())));
   return pb;
 }
 
