@@ -9,10 +9,11 @@
 // (M~ = M + X G). The optimiser works on the profiled objective J~(x) = J(T(x)) = max over (G, d);
 // its gradient is J's at T(x) pulled back through T at the maximiser (envelope theorem).
 //
-// Why: these directions change J only through the prior, whose curvature (1 per entry) is tiny
-// next to the likelihood's on large counts (exp(Z) in the thousands), and a quasi-Newton method
-// with per-entry curvature crawls along them (microcosm rank 1 rose by 0.2% in 8000 iterations,
-// its scores' mean at 5.3 and their scale at 5 times the prior's; NOTES-pca.md).
+// Where: the warm-up of every PLN-PCA fit (pca_fit.cpp). These directions change J only through
+// the prior, whose curvature (1 per entry) is tiny next to the likelihood's on large counts, so the
+// iterates' scale drifts freely (microcosm rank 1 at step 2000: scores' mean 5.3, variance 27 times
+// the prior's); with them profiled out, the warm-up's trust radius has a fixed scale to act on
+// (inst/bench/NOTES-optimiser.md, "The warm-up").
 #pragma once
 
 #include <ATen/ATen.h>
