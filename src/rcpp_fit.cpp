@@ -1,14 +1,12 @@
-// The R boundary: the only place where R's and the engine's types meet. No LibTorch header here
-// (they collide with R's); the engine is reached through pln/api.h alone.
+// The R boundary of PLN (api/pln.h): with the other rcpp_*.cpp files, the only place where R's and
+// the engine's types meet. No LibTorch header here (they collide with R's).
 #include <Rcpp.h>
 
-#include "pln/api.h"
+#include "api/pln.h"
 #include "rcpp_util.h"
 
 namespace {
 
-using rcpp_util::get;
-using rcpp_util::r_interrupted;
 using rcpp_util::to_r;
 using rcpp_util::view;
 
@@ -38,33 +36,9 @@ Rcpp::List pln_fit_engine(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B0, SEXP M0, SEXP
   in.C = view(C, "C");
   in.B_fixed = view(B_fixed, "B_fixed");
 
-  pln::FitOptions opt;
-  opt.backend = get<std::string>(control, "backend", opt.backend);
-  opt.device = get<std::string>(control, "device", opt.device);
-  opt.dtype = get<std::string>(control, "dtype", opt.dtype);
-  opt.optimizer = get<std::string>(control, "optimizer", opt.optimizer);
-  opt.covariance = get<std::string>(control, "covariance", opt.covariance);
-  opt.lr = get<double>(control, "lr", opt.lr);
-  opt.maxit = static_cast<int64_t>(get<double>(control, "maxit", static_cast<double>(opt.maxit)));
-  opt.tol = get<double>(control, "tol", opt.tol);
-  opt.init = get<std::string>(control, "init", opt.init);
-  opt.check_every = static_cast<int64_t>(get<double>(control, "check_every", 0));
-  opt.num_threads = static_cast<int>(get<double>(control, "num_threads", 0));
-  opt.trace = static_cast<int>(get<double>(control, "trace", 0));
-  opt.max_bytes = get<double>(control, "max_bytes", 0);
-
-  pln::Callbacks cb;
-  cb.interrupted = r_interrupted;
-  cb.progress = [](int64_t step, double elbo) {
-    Rprintf("step %6lld  ELBO %.6f\n", static_cast<long long>(step), elbo);
-  };
-
-  pln::FitResult r;
-  try {
-    r = pln::fit(in, opt, cb);
-  } catch (const pln::Interrupted&) {
-    throw Rcpp::internal::InterruptedException();
-  }
+  const pln::FitOptions opt = rcpp_util::fit_options(control);
+  const pln::Callbacks cb = rcpp_util::callbacks();
+  const pln::FitResult r = rcpp_util::run_engine([&] { return pln::fit(in, opt, cb); });
   return Rcpp::List::create(
       Rcpp::Named("B") = to_r(r.B), Rcpp::Named("M") = to_r(r.M), Rcpp::Named("S") = to_r(r.S),
       Rcpp::Named("Sigma") = to_r(r.Sigma), Rcpp::Named("Omega") = to_r(r.Omega),

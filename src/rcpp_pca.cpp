@@ -1,9 +1,9 @@
-// The R boundary of PLN-PCA (pln/pca_api.h): no LibTorch header here, as in rcpp_fit.cpp.
+// The R boundary of PLN-PCA (api/pca.h): no LibTorch header here, as in rcpp_fit.cpp.
 #include <Rcpp.h>
 
 #include <vector>
 
-#include "pln/pca_api.h"
+#include "api/pca.h"
 #include "rcpp_util.h"
 
 namespace {
@@ -60,28 +60,13 @@ Rcpp::List pca_fit_engine(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B0, SEXP C0, SEXP
   pln::PcaInput in = pca_input(Y, O, X, w, B0, C0, M0, S0, keep);
   in.fixed_model = fixed_model;
   in.start = start;
-  pln::FitOptions opt;
-  opt.backend = rcpp_util::get<std::string>(control, "backend", "fused");
-  opt.device = rcpp_util::get<std::string>(control, "device", opt.device);
-  opt.dtype = rcpp_util::get<std::string>(control, "dtype", opt.dtype);
-  opt.maxit = static_cast<int64_t>(rcpp_util::get<double>(control, "maxit", static_cast<double>(opt.maxit)));
-  opt.tol = rcpp_util::get<double>(control, "tol", opt.tol);
-  opt.num_threads = static_cast<int>(rcpp_util::get<double>(control, "num_threads", 0));
-  opt.trace = static_cast<int>(rcpp_util::get<double>(control, "trace", 0));
-  opt.max_bytes = rcpp_util::get<double>(control, "max_bytes", 0);
+  pln::FitOptions defaults;
+  defaults.backend = "fused";
+  const pln::FitOptions opt = rcpp_util::fit_options(control, defaults);
   std::vector<int64_t> rk(ranks.begin(), ranks.end());
 
-  pln::Callbacks cb;
-  cb.interrupted = rcpp_util::r_interrupted;
-  cb.progress = [](int64_t step, double elbo) {
-    Rprintf("step %6lld  ELBO %.6f\n", static_cast<long long>(step), elbo);
-  };
-  pln::PcaResult r;
-  try {
-    r = pln::pca_fit(in, rk, opt, cb);
-  } catch (const pln::Interrupted&) {
-    throw Rcpp::internal::InterruptedException();
-  }
+  const pln::Callbacks cb = rcpp_util::callbacks();
+  const pln::PcaResult r = rcpp_util::run_engine([&] { return pln::pca_fit(in, rk, opt, cb); });
   Rcpp::List fits(r.fits.size());
   for (size_t k = 0; k < r.fits.size(); ++k) {
     const auto& f = r.fits[k];
@@ -111,32 +96,21 @@ Rcpp::List pca_objective_engine(SEXP Y, SEXP O, SEXP X, SEXP w, SEXP B, SEXP C, 
                             Rcpp::Named("M") = rcpp_util::to_r(r.M), Rcpp::Named("S") = rcpp_util::to_r(r.S));
 }
 
-namespace {
 
-pln::FitOptions engine_options(const Rcpp::List& control) {
-  pln::FitOptions opt;
-  opt.device = rcpp_util::get<std::string>(control, "device", opt.device);
-  opt.dtype = rcpp_util::get<std::string>(control, "dtype", opt.dtype);
-  opt.num_threads = static_cast<int>(rcpp_util::get<double>(control, "num_threads", 0));
-  return opt;
-}
-
-}  // namespace
-
-// PLNmodels' start up to rank qmax (pln/pca_start.h): method "exact" or "randomized".
+// PLNmodels' start up to rank qmax (models/pca/start.h): method "exact" or "randomized".
 // [[Rcpp::export(rng = false)]]
 Rcpp::List pca_start_engine(SEXP Y, SEXP O, SEXP X, SEXP w, double qmax, std::string method,
                             Rcpp::List control) {
   Counts keep;
   pln::PcaInput in = pca_input(Y, O, X, w, R_NilValue, R_NilValue, R_NilValue, R_NilValue, keep);
-  auto r = pln::pca_start(in, static_cast<int64_t>(qmax), method, engine_options(control));
+  auto r = pln::pca_start(in, static_cast<int64_t>(qmax), method, rcpp_util::fit_options(control));
   return Rcpp::List::create(Rcpp::Named("B") = rcpp_util::to_r(r.B),
                             Rcpp::Named("C") = rcpp_util::to_r(r.C),
                             Rcpp::Named("M") = rcpp_util::to_r(r.M),
                             Rcpp::Named("seconds") = r.seconds);
 }
 
-// The terms of PLNmodels' R^2 (pln/pca_rsquared.h); fits: a list of list(B, C, M).
+// The terms of PLNmodels' R^2 (models/pca/rsquared.h); fits: a list of list(B, C, M).
 // [[Rcpp::export(rng = false)]]
 Rcpp::List pca_poisson_engine(SEXP Y, SEXP O, SEXP X, SEXP w, Rcpp::List fits, Rcpp::List control) {
   Counts keep;
@@ -147,7 +121,7 @@ Rcpp::List pca_poisson_engine(SEXP Y, SEXP O, SEXP X, SEXP w, Rcpp::List fits, R
     SEXP B = fk["B"], C = fk["C"], M = fk["M"];
     f[k] = {view(B, "B"), view(C, "C"), view(M, "M")};
   }
-  auto r = pln::pca_poisson_terms(in, f, engine_options(control));
+  auto r = pln::pca_poisson_terms(in, f, rcpp_util::fit_options(control));
   return Rcpp::List::create(Rcpp::Named("lmin") = r.lmin, Rcpp::Named("lmax") = r.lmax,
                             Rcpp::Named("loglik") = Rcpp::wrap(r.loglik),
                             Rcpp::Named("Bnull") = rcpp_util::to_r(r.Bnull),

@@ -27,11 +27,11 @@
 #include <string>
 #include <vector>
 
-#include "api.h"
-#include "backend.h"
-#include "problem.h"
+#include "api/pln.h"
+#include "models/pln/backend.h"
+#include "models/pln/problem.h"
 #ifdef PLN_CUDA_KERNELS
-#include "cuda_util.h"
+#include "core/cuda_util.h"
 #endif
 #include "bench_util.h"
 

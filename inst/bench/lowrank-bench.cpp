@@ -29,9 +29,9 @@
 #include <vector>
 
 #include "bench_util.h"
-#include "lowrank_pass.h"
+#include "models/pca/lowrank_pass.h"
 #ifdef PLN_CUDA_KERNELS
-#include "cuda_util.h"
+#include "core/cuda_util.h"
 #endif
 
 namespace {

@@ -49,12 +49,12 @@
 #include <vector>
 
 #include "bench_util.h"
-#include "lowrank_pass.h"
-#include "pca.h"
-#include "pca_api.h"
-#include "pca_start.h"
+#include "models/pca/lowrank_pass.h"
+#include "models/pca/model.h"
+#include "api/pca.h"
+#include "models/pca/start.h"
 #ifdef PLN_CUDA_KERNELS
-#include "cuda_util.h"
+#include "core/cuda_util.h"
 #endif
 
 namespace {

@@ -72,17 +72,18 @@ direct_build() {
   NVF=$(sed -n 's/^NVCC_FLAGS = //p' src/Makevars)
   [ -n "$NVCC" ] || { echo "configure found no nvcc"; return 1; }
   local pids=() objs=() f o
-  for f in src/pln/*.cpp; do
-    o=$d/$(basename "$f" .cpp).o; objs+=("$o")
-    g++ -std=c++17 -O2 -fPIC $CPPF -c "$f" -o "$o" & pids+=($!)
+  # Objects named by their path below src/engine (models share file names: fit.cpp).
+  for f in $(find src/engine -name '*.cpp'); do
+    o=$d/$(echo "${f#src/engine/}" | tr '/' '_' | sed 's/\.cpp$/.o/'); objs+=("$o")
+    g++ -std=c++17 -O2 -fPIC $CPPF -Isrc/engine -c "$f" -o "$o" & pids+=($!)
   done
-  for f in src/pln/*.cu; do
-    o=$d/$(basename "$f" .cu).cu.o; objs+=("$o")
-    $NVCC $NVF -Xptxas -v $CPPF -c "$f" -o "$o" & pids+=($!)
+  for f in $(find src/engine -name '*.cu'); do
+    o=$d/$(echo "${f#src/engine/}" | tr '/' '_' | sed 's/\.cu$/.cu.o/'); objs+=("$o")
+    $NVCC $NVF -Xptxas -v $CPPF -Isrc/engine -c "$f" -o "$o" & pids+=($!)
   done
   for f in tests/cpp/test_main.cpp tests/cpp/test_engine.cpp tests/cpp/test_cuda.cpp tests/cpp/test_lowrank.cpp \
     inst/bench/bench.cpp inst/bench/lowrank-bench.cpp; do
-    g++ -std=c++17 -O2 $CPPF -DPLN_CUDA_KERNELS -Isrc/pln -I.carry -c "$f" -o "$d/$(basename "$f" .cpp).o" & pids+=($!)
+    g++ -std=c++17 -O2 $CPPF -DPLN_CUDA_KERNELS -Isrc/engine -I.carry -c "$f" -o "$d/$(basename "$f" .cpp).o" & pids+=($!)
   done
   local rc=0 p
   for p in "${pids[@]}"; do wait "$p" || rc=1; done

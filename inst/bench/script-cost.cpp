@@ -1,6 +1,6 @@
 // What a step of the script backend costs next to eager on the CPU, and where the difference comes
-// from. Both backends evaluate the same per-row ELBO (elbo_rows_latent() of src/pln/elbo.cpp, and
-// its TorchScript copy in src/pln/script.cpp) and differentiate it with autograd; script runs it
+// from. Both backends evaluate the same per-row ELBO (elbo_rows_latent() of src/engine/models/pln/elbo.cpp,
+// and its TorchScript copy in src/engine/models/pln/script.cpp) and differentiate it with autograd; script runs it
 // through TorchScript's graph executor. On oaks x100 (n = 11600, p = 114), one CPU thread:
 //
 //   forward      the ELBO of an Adam step, no gradient recorded
@@ -56,9 +56,9 @@
 #include <thread>
 #include <vector>
 
-#include "backend.h"
-#include "elbo.h"
-#include "problem.h"
+#include "models/pln/backend.h"
+#include "models/pln/elbo.h"
+#include "models/pln/problem.h"
 
 namespace torch {
 namespace jit {
@@ -180,13 +180,13 @@ std::vector<Out> run_setting(const Data& D, const std::string& setting, const st
     fo.optimizer = "adam";
     fo.lr = 0.01;
     auto backend = pln::make_backend(pb, fo);
-    auto* ag = dynamic_cast<pln::AutogradBackend*>(backend.get());
+    const auto technique = pln::parse_technique(be);
     pln::State st = pln::initial_state(pb, in, "tutorial");
     pln::update_covariance(pb, st);
     backend->prepare(st);  // B, M, S require gradients, as in an Adam step
 
     auto fwd_bwd = [&] {
-      auto J = ag->objective(st);
+      auto J = pln::autograd_objective(pb, technique, st);
       auto g = torch::autograd::grad({J}, {st.B, st.M, st.S});
       return g[0].sum().item<double>();
     };
@@ -205,10 +205,10 @@ std::vector<Out> run_setting(const Data& D, const std::string& setting, const st
     }
     out.push_back({setting, dtype, be, "forward", time_ms([&] {
                      c10::NoGradGuard ng;
-                     return ag->objective(st).item<double>();
+                     return pln::autograd_objective(pb, technique, st).item<double>();
                    }, 10, reps)});
     out.push_back({setting, dtype, be, "forward recorded", time_ms([&] {
-                     return ag->objective(st).item<double>();
+                     return pln::autograd_objective(pb, technique, st).item<double>();
                    }, 10, reps)});
     out.push_back({setting, dtype, be, "fwd+bwd", time_ms(fwd_bwd, 10, reps)});
     {
@@ -225,13 +225,11 @@ std::vector<Out> run_setting(const Data& D, const std::string& setting, const st
       pln::State s0 = pln::initial_state(pb, in, "lm");
       const pln::Point x = pln::to_point(pb, s0);
       const pln::Profile prof = pln::profile(pb, x);
-      at::Tensor gM, gP, A;
       out.push_back({setting, dtype, be, "lbfgs value", time_ms([&] {
                        return lb->value(x, prof).item<double>();
                      }, 10, reps)});
       out.push_back({setting, dtype, be, "lbfgs grad", time_ms([&] {
-                       lb->gradient(x, prof, gM, gP, A);
-                       return gM.sum().item<double>();
+                       return lb->gradient(x, prof).M.sum().item<double>();
                      }, 10, reps)});
     }
     if (be == "script" && std::getenv("PLN_SCRIPT_COST_GRAPH")) {

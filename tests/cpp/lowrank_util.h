@@ -10,7 +10,7 @@
 #include <random>
 #include <vector>
 
-#include "lowrank_pass.h"
+#include "models/pca/lowrank_pass.h"
 
 namespace lowrank_test {
 

@@ -11,20 +11,20 @@
 #include <string>
 #include <vector>
 
-#include "api.h"
-#include "lowrank_pass.h"
+#include "api/pln.h"
+#include "models/pca/lowrank_pass.h"
 #include "lowrank_util.h"
 #include "test_util.h"
 #ifdef PLN_CUDA_KERNELS
-#include "backend.h"
-#include "cuda_util.h"
-#include "curvature.h"
-#include "elbo.h"
-#include "fused.h"
-#include "problem.h"
+#include "models/pln/backend.h"
+#include "core/cuda_util.h"
+#include "models/pln/curvature.h"
+#include "models/pln/elbo.h"
+#include "models/pln/fused.h"
+#include "models/pln/problem.h"
 #endif
-#include "pca.h"  // PLN-PCA is plain ATen: its CUDA tests need a device, not the kernels
-#include "problem.h"
+#include "models/pca/model.h"  // PLN-PCA is plain ATen: its CUDA tests need a device, not the kernels
+#include "models/pln/problem.h"
 
 namespace {
 

@@ -8,10 +8,10 @@
 #include <random>
 #include <vector>
 
-#include "api.h"
-#include "backend.h"
-#include "curvature.h"
-#include "elbo.h"
+#include "api/pln.h"
+#include "models/pln/backend.h"
+#include "models/pln/curvature.h"
+#include "models/pln/elbo.h"
 #include "test_util.h"
 
 namespace {
@@ -172,8 +172,8 @@ struct Profiled {
     x.M = pln::to_tensor({M.data(), n, p}, pb.opt);
     x.P = pln::to_tensor({P.data(), n, p}, pb.opt);
   }
-  double value(const pln::Backend& be, const pln::Point& at) const {
-    auto& b = const_cast<pln::Backend&>(be);
+  double value(const pln::PlnBackend& be, const pln::Point& at) const {
+    auto& b = const_cast<pln::PlnBackend&>(be);
     return b.value(at, pln::profile(pb, at)).item<double>();
   }
 };
@@ -190,11 +190,10 @@ TEST_CASE("profiled ELBO: every backend's value and gradient, and finite differe
         auto o = options(be, "lbfgs", 1);
         auto b = pln::make_backend(P.pb, o);
         J.push_back(b->value(P.x, prof).item<double>());
-        at::Tensor m, p, a;
-        b->gradient(P.x, prof, m, p, a);
-        gM.push_back(m);
-        gP.push_back(p);
-        A.push_back(a);
+        auto g = b->gradient(P.x, prof);
+        gM.push_back(g.M);
+        gP.push_back(g.P);
+        A.push_back(g.A);
       }
       INFO(cov << (weights ? " weighted" : " unweighted"));
       CHECK(std::isfinite(J[0]));
@@ -345,10 +344,9 @@ TEST_CASE("VE step: every backend's value and gradient, and finite differences")
     for (const std::string be : {"eager", "script", "fused"}) {
       auto b = pln::make_backend(pb, options(be, "lbfgs", 1));
       J.push_back(b->value(x, prof).item<double>());
-      at::Tensor m, q, a;
-      b->gradient(x, prof, m, q, a);
-      gM.push_back(m);
-      gP.push_back(q);
+      auto g = b->gradient(x, prof);
+      gM.push_back(g.M);
+      gP.push_back(g.P);
     }
     INFO((weights ? "weighted" : "unweighted"));
     REQUIRE(std::isfinite(J[0]));

@@ -7,7 +7,7 @@
 
 #include <stdexcept>
 
-#include "lowrank_pass.h"
+#include "models/pca/lowrank_pass.h"
 #include "lowrank_util.h"
 
 using lowrank_test::make_problem;

@@ -7,10 +7,10 @@
 #include <random>
 #include <vector>
 
-#include "pca.h"
-#include "pca_api.h"
-#include "pca_balance.h"
-#include "problem.h"
+#include "models/pca/model.h"
+#include "api/pca.h"
+#include "models/pca/balance.h"
+#include "models/pln/problem.h"
 #include "test_util.h"
 
 namespace {

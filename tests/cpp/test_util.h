@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "api.h"
+#include "api/pln.h"
 
 // Simulated data as the R side passes it: column-major doubles.
 struct Data {
