@@ -160,7 +160,12 @@
 #' the cuBLAS and ATen kernels that eager and script use are deterministic
 #' there. Another GPU model, or the CPU, agrees to rounding, not to the bit.
 #'
-#' @return An object of class `"PLNfit_torch"`, a list with
+#' @return A [PLNfit_torch] object, an R6 object of class `c("PLNfit_torch",
+#'   "PLNfit", "R6")` (PLNmodels' `PLNfit` after plntorch's class: the S3
+#'   methods of [PLNfit_torch-methods] dispatch first), with PLNmodels' methods
+#'   `$update()`, `$optimize()`, `$postTreatment()`, `$predict()`,
+#'   `$predict_cond()` and `$print()` (see [PLNfit_torch]), and the fields, read
+#'   as `fit$name`:
 #' * `n`, `p`, `d`: samples, species, covariate columns;
 #' * `vcov_model`: the covariance structure; `gen_par`: for `"genpop"`, its
 #'   `sigma2` and `rho` (`NULL` otherwise);
@@ -196,7 +201,8 @@
 #'   `bias_Omega`.
 #'
 #' Row and column names come from the data: samples, species (columns of the
-#' response) and covariates (columns of the model matrix).
+#' response) and covariates (columns of the model matrix). The object is a
+#' reference: `fit2 <- fit` does not copy it (`fit$clone()` does).
 #'
 #' @seealso [PLN_param()], [coef.PLNfit_torch()], [predict.PLNfit_torch()],
 #'   [PLNtorch] for the tutorial's object style.

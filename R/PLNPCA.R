@@ -80,16 +80,21 @@ as_plnpca_param <- function(control) {
 #' @param ranks the ranks to fit: distinct positive whole numbers, below the
 #'   number of species.
 #' @param control see [PLNPCA_param()].
-#' @return A `PLNPCAfamily_torch` object: a list with `fits` (one
-#'   `PLNPCAfit_torch` per rank, named by rank), `criteria` (a data frame of
-#'   rank, nb_param, loglik, BIC and ICL), `ranks`, and the functions
-#'   `getModel(rank)`, `getBestModel(crit)` and `plot()`, also available as
-#'   [getModel()], [getBestModel()] and [plot()][plot.PLNPCAfamily_torch]. Each
-#'   fit holds, as in PLNmodels, `model_par` (B, C, Sigma), `var_par` (M, S2,
-#'   S), `loglik`, `loglik_vec`, `BIC`, `ICL`, `nb_param =
-#'   p d + p q - q (q - 1) / 2`, `entropy`, `R_squared`, `latent`,
-#'   `latent_pos = M C'`, `scores`, `rotation`, `percent_var`, `corr_circle`,
-#'   `optim_par`, and `project(newdata)`; see [plot.PLNPCAfit_torch()].
+#' @return A [PLNPCAfamily_torch] object, an R6 collection of class
+#'   `c("PLNPCAfamily_torch", "PLNPCAfamily", "PLNfamily_torch", "PLNfamily",
+#'   "R6")` (PLNmodels' `PLNPCAfamily`), with the fields `models` (one
+#'   [PLNPCAfit_torch] per rank, named by rank; also `fits`), `criteria` (a
+#'   data frame of rank, nb_param, loglik, BIC and ICL), `ranks`, `call`,
+#'   `formula` and `optim_par`, and the methods `$getModel(var, index)`,
+#'   `$getBestModel(crit)`, `$plot()` and `$print()`, also available as
+#'   [getModel()], [getBestModel()], [plot()][plot.PLNfamily_torch] and
+#'   [print()]. Each fit (class `c("PLNPCAfit_torch", "PLNPCAfit",
+#'   "PLNfit_torch", "PLNfit", "R6")`) holds, as in PLNmodels, `model_par` (B,
+#'   C, Sigma), `var_par` (M, S2, S), `loglik`, `loglik_vec`, `BIC`, `ICL`,
+#'   `nb_param = p d + p q - q (q - 1) / 2`, `entropy`, `R_squared`,
+#'   `latent`, `latent_pos = M C'`, `fitted`, `scores`, `rotation`,
+#'   `percent_var`, `eig`, `corr_circle`, `optim_par`, and the method
+#'   `$project(newdata)`; see [PLNPCAfit_torch] and [plot.PLNPCAfit_torch()].
 #'
 #' @section What is computed where (single-cell scale):
 #' With sparse counts nothing of size n x p is formed, in R or in the engine,
