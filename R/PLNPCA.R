@@ -233,8 +233,14 @@ pca_store_latent <- function(n, p) {
 new_PLNPCAfamily_torch <- function(res, dat, ranks, ...) {
   pt <- pca_poisson_terms(dat, res$fits, res$ctrl)
   extra <- list(...)
+  ## what the fields derived from B, C, M and S2 need: X, the offsets (n x 1 on the sparse path),
+  ## the weights, the sample names (the n x p latent layer is built from them on request), and the
+  ## dense counts. One environment shared by the fits of the family: saveRDS() writes it once.
+  parts <- new.env(parent = emptyenv())
+  parts$X <- dat$X; parts$O <- dat$O; parts$w <- dat$w; parts$samples <- dat$names$samples
+  parts$Y <- dat$Y  # NULL for sparse counts
   fits <- lapply(seq_along(res$fits), function(k)
-    new_PLNPCAfit_torch(res$fits[[k]], dat, pt$loglik[k], pt, res, extra))
+    new_PLNPCAfit_torch(res$fits[[k]], dat, pt$loglik[k], pt, res, extra, parts))
   PLNPCAfamily_torch$new(
     fits, ranks, call = extra$call, formula = extra$formula,
     optim_par = list(backend = res$backend, device = res$device, dtype = res$dtype,
@@ -243,7 +249,7 @@ new_PLNPCAfamily_torch <- function(res, dat, ranks, ...) {
                                                as.character(ranks))))
 }
 
-new_PLNPCAfit_torch <- function(f, dat, loglik_latent, bounds, res, extra) {
+new_PLNPCAfit_torch <- function(f, dat, loglik_latent, bounds, res, extra, parts) {
   q <- as.integer(f$rank)
   nms <- dat$names
   pcs <- seq_len(q)
@@ -252,16 +258,12 @@ new_PLNPCAfit_torch <- function(f, dat, loglik_latent, bounds, res, extra) {
   dimnames(C) <- list(nms$species, pcs)
   dimnames(M) <- dimnames(S2) <- list(nms$samples, pcs)
   R2 <- (loglik_latent - bounds[["lmin"]]) / (bounds[["lmax"]] - bounds[["lmin"]])
-  ## what the fields derived from B, C, M and S2 need: X, the offsets (n x 1 on the sparse path),
-  ## the weights and the sample names (the n x p latent layer is built from them on request)
-  parts <- list(X = dat$X, O = dat$O, w = dat$w, samples = nms$samples)
   fields <- c(
     pca_fit_fields(B, C, M, S2, stats::setNames(f$loglik_vec, nms$samples), R2, parts),
     list(optim_par = list(steps = as.integer(f$steps), objective = f$objective, status = f$status,
                           last_change = f$last_change, predicted_change = f$predicted_change,
                           seconds = f$seconds, backend = res$backend, device = res$device,
                           dtype = res$dtype, tol = res$tol),
-         responses = dat$Y, # dense counts only (shared by the fits of a family, not copied)
          call = extra$call, formula = extra$formula, terms = extra$terms,
          xlevels = extra$xlevels, contrasts = extra$contrasts, weights = extra$weights))
   PLNPCAfit_torch$new(fields, parts)

@@ -61,7 +61,8 @@ PLNPCAfit_torch <- R6::R6Class(
   classname = c("PLNPCAfit_torch", "PLNPCAfit"),
   inherit = PLNfit_torch,
   public = list(
-    ## internal: PLNPCA() makes them. `parts`: X, O, w and the sample names.
+    ## internal: PLNPCA() makes them. `parts`: an environment holding X, O, w, the sample names
+    ## and the dense counts Y, shared by the fits of a family.
     initialize = function(fields, parts) {
       super$initialize(fields, w = parts$w)
       private$parts <- parts
@@ -114,7 +115,7 @@ PLNPCAfit_torch <- R6::R6Class(
     }
   ),
   private = list(
-    parts = NULL  # X, O (n x p, or n x 1 for sparse counts), w, sample names
+    parts = NULL  # X, O (n x p, or n x 1 for sparse counts), w, sample names, Y (dense counts)
   ),
   ## PLN-PCA's fields beyond the base's (written out: this file is collated before fit-base.R)
   active = list(
@@ -135,6 +136,10 @@ PLNPCAfit_torch <- R6::R6Class(
     },
     corr_circle = function(value) {
       if (missing(value)) private$.f$corr_circle else private$.f$corr_circle <- value
+    },
+    responses = function(value) {
+      if (missing(value)) private$parts$Y
+      else stop_arg("the counts of a PLN-PCA fit are its family's: refit with PLNPCA() for others.")
     },
     latent = function(value) {
       if (!missing(value)) return(private$.f$latent <- value)

@@ -202,4 +202,16 @@ test_that("fits survive saveRDS() / readRDS()", {
   expect_identical(class(back), class(fit))
   expect_identical(back$model_par, fit$model_par)
   expect_identical(coef(back), coef(fit))
+  pca <- r6_pca()
+  saveRDS(pca, f)
+  back <- readRDS(f)
+  expect_identical(class(back), class(pca))
+  expect_identical(back$criteria, pca$criteria)
+  m <- getModel(pca, 2); b <- getModel(back, 2)
+  expect_identical(b$latent, m$latent)
+  expect_identical(fitted(b), fitted(m))
+  expect_identical(b$responses, m$responses)
+  ## the fits of a family share its data (one environment), in memory and in the file
+  expect_identical(back$models[[1]]$.__enclos_env__$private$parts,
+                   back$models[[3]]$.__enclos_env__$private$parts)
 })
