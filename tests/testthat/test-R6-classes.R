@@ -152,7 +152,7 @@ test_that("a PLN-PCA fit's $project() and its lazy latent layer", {
   expect_identical(dim(suppressWarnings(m$project(trichoptera[1:5, ]))), c(5L, 2L))
   expect_equal(unname(m$project(trichoptera)), unname(m$scores), tolerance = 1e-3)
   stored <- m$latent
-  old <- options(plntorch.pca_store_latent = 10)
+  old <- options(plntorch.pca_store_latent = 10, plntorch.max_dense_bytes = NULL)
   on.exit(options(old))
   small <- PLNPCA(Abundance ~ 1 + offset(log(Offset)), data = trichoptera, ranks = 2)
   s2 <- getModel(small, 2)
