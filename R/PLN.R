@@ -160,7 +160,12 @@
 #' the cuBLAS and ATen kernels that eager and script use are deterministic
 #' there. Another GPU model, or the CPU, agrees to rounding, not to the bit.
 #'
-#' @return An object of class `"PLNfit_torch"`, a list with
+#' @return A [PLNfit_torch] object, an R6 object of class `c("PLNfit_torch",
+#'   "PLNfit", "R6")` (PLNmodels' `PLNfit` after plntorch's class: the S3
+#'   methods of [PLNfit_torch-methods] dispatch first), with PLNmodels' methods
+#'   `$update()`, `$optimize()`, `$postTreatment()`, `$predict()`,
+#'   `$predict_cond()` and `$print()` (see [PLNfit_torch]), and the fields, read
+#'   as `fit$name`:
 #' * `n`, `p`, `d`: samples, species, covariate columns;
 #' * `vcov_model`: the covariance structure; `gen_par`: for `"genpop"`, its
 #'   `sigma2` and `rho` (`NULL` otherwise);
@@ -196,7 +201,8 @@
 #'   `bias_Omega`.
 #'
 #' Row and column names come from the data: samples, species (columns of the
-#' response) and covariates (columns of the model matrix).
+#' response) and covariates (columns of the model matrix). The object is a
+#' reference: `fit2 <- fit` does not copy it (`fit$clone()` does).
 #'
 #' @seealso [PLN_param()], [coef.PLNfit_torch()], [predict.PLNfit_torch()],
 #'   [PLNtorch] for the tutorial's object style.
@@ -231,7 +237,7 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
                           xlevels = stats::.getXlevels(md$terms, md$frame),
                           contrasts = attr(md$X, "contrasts"),
                           weights = stats::model.weights(md$frame),
-                          covariates = dat$X)
+                          covariates = dat$X, control = control)
   post_treatment(fit, dat, control)
 }
 
@@ -386,20 +392,22 @@ covariance_params <- function(covariance, p) {
   switch(covariance, full = p * (p + 1) / 2, diagonal = p, spherical = 1, fixed = 0, genpop = 2)
 }
 
-## Builds the fit object from a named engine result (see PLN()'s Value).
-new_PLNfit_torch <- function(res, dat, ...) {
+## Builds the fit object (a PLNfit_torch R6 object, R/fit-base.R) from a named engine result (see
+## PLN()'s Value). `control`: the PLN_param() of the fit, kept for $optimize() and $postTreatment().
+new_PLNfit_torch <- function(res, dat, ..., control = NULL) {
+  if (!is.null(control) && is.list(control$init)) control$init <- "lm"
+  PLNfit_torch$new(pln_fit_fields(res, dat, ...), offsets = dat$O, w = dat$w, control = control)
+}
+
+## The fields of a PLN fit, as a list.
+pln_fit_fields <- function(res, dat, ...) {
   n <- nrow(dat$Y); p <- ncol(dat$Y); d <- ncol(dat$X)
   B <- res$B; M <- res$M; S2 <- res$S^2
   M_full <- dat$X %*% B + M
   dimnames(M_full) <- dimnames(M)
   latent <- dat$O + M_full
   fitted <- exp(latent + S2 / 2)
-  loglik <- sum(dat$w * res$loglik_vec)
-  nb_param <- p * d + covariance_params(res$covariance, p)
-  BIC <- loglik - 0.5 * log(n) * nb_param
-  entropy <- 0.5 * sum(log(2 * pi * exp(1) * S2))
-  ICL <- BIC - entropy
-  structure(list(
+  f <- list(
     n = n, p = p, d = d,
     model_par = list(B = B, Sigma = res$Sigma, Omega = res$Omega),
     vcov_model = res$covariance,
@@ -408,9 +416,9 @@ new_PLNfit_torch <- function(res, dat, ...) {
     var_par = list(M = M_full, S2 = S2, S = abs(res$S)), # J depends on S^2 only
     latent = latent, latent_pos = M, fitted = fitted,
     responses = `dimnames<-`(dat$Y, dimnames(M)), R_squared = compute_rsquared(latent, dat),
-    loglik = loglik, loglik_vec = res$loglik_vec, nb_param = nb_param,
-    BIC = BIC, ICL = ICL, entropy = entropy,
-    criteria = data.frame(nb_param = nb_param, loglik = loglik, BIC = BIC, ICL = ICL),
+    loglik = NULL, loglik_vec = res$loglik_vec,
+    nb_param = p * d + covariance_params(res$covariance, p),
+    BIC = NULL, ICL = NULL, entropy = NULL, criteria = NULL,
     optim_par = list(steps = res$steps, objective = res$objective, status = res$status,
                      backend = res$backend, device = res$device, dtype = res$dtype,
                      optimizer = res$optimizer, lr = res$lr, tol = res$tol,
@@ -418,7 +426,10 @@ new_PLNfit_torch <- function(res, dat, ...) {
                      seconds = res$seconds,
                      setup_seconds = res$setup_seconds, threads = res$threads),
     ...
-  ), class = "PLNfit_torch")
+  )
+  cr <- fit_criteria(f, dat$w)
+  f[names(cr)] <- cr
+  f
 }
 
 ## Every variable of `formula` must be a column of `data` or visible from the formula's

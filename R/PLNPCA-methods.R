@@ -1,91 +1,5 @@
 ## Methods of PLNPCA()'s family and fit objects.
 
-#' Extract a model from a collection of fits
-#'
-#' @param Robject a collection of fits, as returned by [PLNPCA()].
-#' @param var the rank of the model to extract (one of the ranks fitted).
-#' @param index the position of the model in the collection, used when `var`
-#'   is missing or `NULL`.
-#' @return The fit of that rank, a `PLNPCAfit_torch` object. A rank that was
-#'   not fitted is an error naming the ranks that were.
-#' @seealso [getBestModel()], [PLNPCA()]
-#' @examples
-#' pca <- PLNPCA(Abundance ~ 1 + offset(log(Offset)), data = oaks, ranks = 1:2)
-#' getModel(pca, 2)$rank
-#' pca$getModel(1)$loglik
-#' @export
-getModel <- function(Robject, var, index) UseMethod("getModel", Robject)
-
-#' @rdname getModel
-#' @export
-getModel.PLNPCAfamily_torch <- function(Robject, var, index = NULL) {
-  if (!missing(var) && !is.null(var)) {
-    if (!is.numeric(var) || length(var) != 1L || !var %in% Robject$ranks)
-      stop_arg(sprintf("`var` must be one of the ranks fitted (%s); got %s.",
-                       paste(Robject$ranks, collapse = ", "), describe_value(var)))
-    return(Robject$fits[[as.character(var)]])
-  }
-  if (is.null(index) || !is.numeric(index) || length(index) != 1L ||
-      !index %in% seq_along(Robject$fits))
-    stop_arg(sprintf("give the rank as `var` (one of %s), or `index` between 1 and %d.",
-                     paste(Robject$ranks, collapse = ", "), length(Robject$fits)))
-  Robject$fits[[index]]
-}
-
-#' The best model of a collection by a criterion
-#'
-#' @param Robject a collection of fits, as returned by [PLNPCA()].
-#' @param crit `"ICL"` (default) or `"BIC"`: the model with the largest value
-#'   is returned (both are log-likelihoods penalised, as in PLNmodels).
-#' @param ... not used.
-#' @return The fit of the best rank, a `PLNPCAfit_torch` object.
-#' @seealso [getModel()], [PLNPCA()]
-#' @examples
-#' pca <- PLNPCA(Abundance ~ 1 + offset(log(Offset)), data = oaks, ranks = 1:2)
-#' getBestModel(pca, "BIC")$rank
-#' pca$getBestModel("ICL")$rank
-#' @export
-getBestModel <- function(Robject, crit, ...) UseMethod("getBestModel", Robject)
-
-#' @rdname getBestModel
-#' @export
-getBestModel.PLNPCAfamily_torch <- function(Robject, crit = c("ICL", "BIC"), ...) {
-  crit <- check_choice(crit[1L], "crit", c("ICL", "BIC"))
-  Robject$fits[[which.max(Robject$criteria[[crit]])]]
-}
-
-#' @export
-print.PLNPCAfamily_torch <- function(x, ...) {
-  cat("Collection of", length(x$ranks), "PLN-PCA models (plntorch)\n")
-  cat(" ranks:", paste(x$ranks, collapse = ", "), "\n")
-  print(x$criteria, row.names = FALSE)
-  cat(" best rank by BIC:", getBestModel(x, "BIC")$rank,
-      "  by ICL:", getBestModel(x, "ICL")$rank, "\n")
-  invisible(x)
-}
-
-#' Plot the criteria of a collection against rank
-#'
-#' @param x a collection of fits, as returned by [PLNPCA()].
-#' @param criteria which of `"loglik"`, `"BIC"`, `"ICL"` to draw.
-#' @param ... passed to [graphics::matplot()].
-#' @return `x`, invisibly.
-#' @examples
-#' pca <- PLNPCA(Abundance ~ 1 + offset(log(Offset)), data = oaks, ranks = 1:3)
-#' plot(pca)
-#' @export
-plot.PLNPCAfamily_torch <- function(x, criteria = c("loglik", "BIC", "ICL"), ...) {
-  criteria <- vapply(criteria, function(cr) check_choice(cr, "criteria", c("loglik", "BIC", "ICL")), "")
-  vals <- as.matrix(x$criteria[, criteria, drop = FALSE])
-  graphics::matplot(x$ranks, vals, type = "b", pch = 19, lty = 1, col = seq_along(criteria),
-                    xlab = "rank", ylab = "criterion", main = "PLN-PCA: criteria by rank", ...)
-  graphics::legend("bottomright", legend = criteria, col = seq_along(criteria), pch = 19, lty = 1,
-                   bty = "n")
-  for (cr in intersect(criteria, c("BIC", "ICL")))
-    graphics::abline(v = getBestModel(x, cr)$rank, lty = 3, col = match(cr, criteria))
-  invisible(x)
-}
-
 #' @export
 print.PLNPCAfit_torch <- function(x, ...) {
   cat(sprintf("Poisson log-normal PCA of rank %d (plntorch): %d samples, %d species, %d covariate(s)\n",
@@ -97,16 +11,6 @@ print.PLNPCAfit_torch <- function(x, ...) {
       "$BIC, $ICL, $project(newdata)\n")
   invisible(x)
 }
-
-#' @export
-coef.PLNPCAfit_torch <- function(object, ...) object$model_par$B
-
-#' @export
-sigma.PLNPCAfit_torch <- function(object, ...) object$model_par$Sigma
-
-#' @export
-logLik.PLNPCAfit_torch <- function(object, ...)
-  structure(object$loglik, df = object$nb_param, nobs = object$n, class = "logLik")
 
 #' PCA maps of a PLN-PCA fit
 #'

@@ -80,16 +80,21 @@ as_plnpca_param <- function(control) {
 #' @param ranks the ranks to fit: distinct positive whole numbers, below the
 #'   number of species.
 #' @param control see [PLNPCA_param()].
-#' @return A `PLNPCAfamily_torch` object: a list with `fits` (one
-#'   `PLNPCAfit_torch` per rank, named by rank), `criteria` (a data frame of
-#'   rank, nb_param, loglik, BIC and ICL), `ranks`, and the functions
-#'   `getModel(rank)`, `getBestModel(crit)` and `plot()`, also available as
-#'   [getModel()], [getBestModel()] and [plot()][plot.PLNPCAfamily_torch]. Each
-#'   fit holds, as in PLNmodels, `model_par` (B, C, Sigma), `var_par` (M, S2,
-#'   S), `loglik`, `loglik_vec`, `BIC`, `ICL`, `nb_param =
-#'   p d + p q - q (q - 1) / 2`, `entropy`, `R_squared`, `latent`,
-#'   `latent_pos = M C'`, `scores`, `rotation`, `percent_var`, `corr_circle`,
-#'   `optim_par`, and `project(newdata)`; see [plot.PLNPCAfit_torch()].
+#' @return A [PLNPCAfamily_torch] object, an R6 collection of class
+#'   `c("PLNPCAfamily_torch", "PLNPCAfamily", "PLNfamily_torch", "PLNfamily",
+#'   "R6")` (PLNmodels' `PLNPCAfamily`), with the fields `models` (one
+#'   [PLNPCAfit_torch] per rank, named by rank; also `fits`), `criteria` (a
+#'   data frame of rank, nb_param, loglik, BIC and ICL), `ranks`, `call`,
+#'   `formula` and `optim_par`, and the methods `$getModel(var, index)`,
+#'   `$getBestModel(crit)`, `$plot()` and `$print()`, also available as
+#'   [getModel()], [getBestModel()], [plot()][plot.PLNfamily_torch] and
+#'   [print()]. Each fit (class `c("PLNPCAfit_torch", "PLNPCAfit",
+#'   "PLNfit_torch", "PLNfit", "R6")`) holds, as in PLNmodels, `model_par` (B,
+#'   C, Sigma), `var_par` (M, S2, S), `loglik`, `loglik_vec`, `BIC`, `ICL`,
+#'   `nb_param = p d + p q - q (q - 1) / 2`, `entropy`, `R_squared`,
+#'   `latent`, `latent_pos = M C'`, `fitted`, `scores`, `rotation`,
+#'   `percent_var`, `eig`, `corr_circle`, `optim_par`, and the method
+#'   `$project(newdata)`; see [PLNPCAfit_torch] and [plot.PLNPCAfit_torch()].
 #'
 #' @section What is computed where (single-cell scale):
 #' With sparse counts nothing of size n x p is formed, in R or in the engine,
@@ -147,7 +152,9 @@ PLNPCA <- function(formula, data, subset, weights, ranks = 1:5, control = PLNPCA
     stop_arg(sprintf("`ranks` must be below the number of species p = %d; got %d.", p, max(ranks)))
   res <- pca_engine_fit(dat, ranks, control)
   fam <- new_PLNPCAfamily_torch(res, dat, ranks, call = call, formula = formula,
-                                terms = md$terms, xlevels = stats::.getXlevels(md$terms, md$frame))
+                                terms = md$terms, xlevels = stats::.getXlevels(md$terms, md$frame),
+                                contrasts = attr(md$X, "contrasts"),
+                                weights = stats::model.weights(md$frame))
   fam
 }
 
@@ -226,98 +233,83 @@ pca_store_latent <- function(n, p) {
 new_PLNPCAfamily_torch <- function(res, dat, ranks, ...) {
   pt <- pca_poisson_terms(dat, res$fits, res$ctrl)
   extra <- list(...)
+  ## what the fields derived from B, C, M and S2 need: X, the offsets (n x 1 on the sparse path),
+  ## the weights, the sample names (the n x p latent layer is built from them on request), and the
+  ## dense counts. One environment shared by the fits of the family: saveRDS() writes it once.
+  parts <- new.env(parent = emptyenv())
+  parts$X <- dat$X; parts$O <- dat$O; parts$w <- dat$w; parts$samples <- dat$names$samples
+  parts$Y <- dat$Y  # NULL for sparse counts
   fits <- lapply(seq_along(res$fits), function(k)
-    new_PLNPCAfit_torch(res$fits[[k]], dat, pt$loglik[k], pt, res, extra))
-  names(fits) <- as.character(ranks)
-  criteria <- data.frame(rank = ranks,
-                         nb_param = vapply(fits, `[[`, 0, "nb_param"),
-                         loglik = vapply(fits, `[[`, 0, "loglik"),
-                         BIC = vapply(fits, `[[`, 0, "BIC"),
-                         ICL = vapply(fits, `[[`, 0, "ICL"),
-                         row.names = NULL)
-  fam <- list(ranks = ranks, fits = fits, criteria = criteria,
-              call = extra$call, formula = extra$formula,
-              optim_par = list(backend = res$backend, device = res$device, dtype = res$dtype,
-                               setup_seconds = res$setup_seconds, threads = res$threads,
-                               seconds = vapply(fits, function(f) f$optim_par$seconds, 0)))
-  ## PLNmodels' R6 style (pca$getBestModel("ICL")) beside the S3 generics.
-  fam <- structure(fam, class = "PLNPCAfamily_torch")
-  with_methods(fam, list(
-    getModel = function(var, index = NULL) getModel.PLNPCAfamily_torch(self, var, index),
-    getBestModel = function(crit = c("ICL", "BIC")) getBestModel.PLNPCAfamily_torch(self, crit),
-    plot = function(criteria = c("loglik", "BIC", "ICL"), ...)
-      plot.PLNPCAfamily_torch(self, criteria, ...)))
+    new_PLNPCAfit_torch(res$fits[[k]], dat, pt$loglik[k], pt, res, extra, parts))
+  PLNPCAfamily_torch$new(
+    fits, ranks, call = extra$call, formula = extra$formula,
+    optim_par = list(backend = res$backend, device = res$device, dtype = res$dtype,
+                     setup_seconds = res$setup_seconds, threads = res$threads,
+                     seconds = stats::setNames(vapply(fits, function(f) f$optim_par$seconds, 0),
+                                               as.character(ranks))))
 }
 
-## Adds functions to a list object that call its methods on itself (obj$f(...)), in a small
-## environment holding the object alone (not the frame that built it, with its data).
-with_methods <- function(obj, funs) {
-  e <- new.env(parent = environment(with_methods))
-  for (nm in names(funs)) {
-    environment(funs[[nm]]) <- e
-    obj[[nm]] <- funs[[nm]]
-  }
-  e$self <- obj
-  obj
-}
-
-new_PLNPCAfit_torch <- function(f, dat, loglik_latent, bounds, res, extra) {
-  n <- dat$n; p <- dat$p; d <- ncol(dat$X); q <- as.integer(f$rank)
+new_PLNPCAfit_torch <- function(f, dat, loglik_latent, bounds, res, extra, parts) {
+  q <- as.integer(f$rank)
   nms <- dat$names
   pcs <- seq_len(q)
   B <- f$B; C <- f$C; M <- f$M; S2 <- f$S^2
   dimnames(B) <- list(nms$covariates, nms$species)
   dimnames(C) <- list(nms$species, pcs)
   dimnames(M) <- dimnames(S2) <- list(nms$samples, pcs)
+  R2 <- (loglik_latent - bounds[["lmin"]]) / (bounds[["lmax"]] - bounds[["lmin"]])
+  fields <- c(
+    pca_fit_fields(B, C, M, S2, stats::setNames(f$loglik_vec, nms$samples), R2, parts),
+    list(optim_par = list(steps = as.integer(f$steps), objective = f$objective, status = f$status,
+                          last_change = f$last_change, predicted_change = f$predicted_change,
+                          seconds = f$seconds, backend = res$backend, device = res$device,
+                          dtype = res$dtype, tol = res$tol),
+         call = extra$call, formula = extra$formula, terms = extra$terms,
+         xlevels = extra$xlevels, contrasts = extra$contrasts, weights = extra$weights))
+  PLNPCAfit_torch$new(fields, parts)
+}
+
+## The fields of a PLN-PCA fit that follow from B, C, M, S2, the per-sample ELBO and R^2.
+pca_fit_fields <- function(B, C, M, S2, loglik_vec, R2, parts) {
+  n <- nrow(M); p <- nrow(C); d <- nrow(B); q <- ncol(M)
+  w <- parts$w
   ## PLNmodels' Sigma: C (M' W M + diag(colSums(W S2))) C' / sum(w)
-  nSig <- crossprod(M, M * dat$w) + diag(colSums(S2 * dat$w), q)
-  Sigma <- tcrossprod(C %*% (nSig / sum(dat$w)), C) # one p x p array
-  loglik <- sum(dat$w * f$loglik_vec)
+  nSig <- crossprod(M, M * w) + diag(colSums(S2 * w), q)
+  Sigma <- tcrossprod(C %*% (nSig / sum(w)), C) # one p x p array
+  loglik <- sum(w * loglik_vec)
   nb_param <- p * (d + q) - q * (q - 1) / 2
   BIC <- loglik - 0.5 * log(n) * nb_param
   entropy <- 0.5 * (n * q * log(2 * pi * exp(1)) + sum(log(S2)))
   ICL <- BIC - entropy
-  R2 <- (loglik_latent - bounds[["lmin"]]) / (bounds[["lmax"]] - bounds[["lmin"]])
   ## The visualisation of PLNmodels: the SVD of the centred latent positions M C', from the QR
   ## factors of the centred M (n x q) and of C (p x q).
   ax <- pca_axes(M, C)
   eig <- ax$d^2
-  pc_names <- paste0("PC", pcs)
+  pc_names <- paste0("PC", seq_len(q))
   scores <- ax$u * rep(ax$d, each = n)
-  dimnames(scores) <- list(nms$samples, pc_names)
+  dimnames(scores) <- list(rownames(M), pc_names)
   rotation <- ax$v
-  dimnames(rotation) <- list(nms$species, pc_names)
+  dimnames(rotation) <- list(rownames(C), pc_names)
   corr <- ax$v * rep(ax$d, each = p)
   corr <- corr / sqrt(rowSums(corr^2))
-  dimnames(corr) <- list(nms$species, pc_names)
+  dimnames(corr) <- list(rownames(C), pc_names)
   store <- pca_store_latent(n, p)
   if (store) {
     latent_pos <- tcrossprod(M, C)
-    latent <- offset_matrix(dat) + dat$X %*% B + latent_pos
-    dimnames(latent) <- dimnames(latent_pos) <- list(nms$samples, nms$species)
+    latent <- parts$O[, rep_len(seq_len(ncol(parts$O)), p), drop = FALSE] + parts$X %*% B + latent_pos
+    dimnames(latent) <- dimnames(latent_pos) <- list(parts$samples, rownames(C))
   }
-  fit <- list(
+  list(
     rank = q, n = n, p = p, d = d,
     model_par = list(B = B, C = C, Sigma = Sigma),
     var_par = list(M = M, S2 = S2, S = sqrt(S2)),
     latent = if (store) latent, latent_pos = if (store) latent_pos,
-    loglik = loglik, loglik_vec = stats::setNames(f$loglik_vec, nms$samples),
+    loglik = loglik, loglik_vec = loglik_vec,
     nb_param = nb_param, BIC = BIC, ICL = ICL, entropy = entropy, R_squared = R2,
     criteria = data.frame(nb_param = nb_param, loglik = loglik, BIC = BIC, ICL = ICL),
     scores = scores, rotation = rotation,
     percent_var = stats::setNames(round(eig / sum(eig) * R2, 4), pc_names),
-    eig = eig, corr_circle = corr,
-    optim_par = list(steps = as.integer(f$steps), objective = f$objective, status = f$status,
-                     last_change = f$last_change, predicted_change = f$predicted_change,
-                     seconds = f$seconds, backend = res$backend, device = res$device,
-                     dtype = res$dtype, tol = res$tol),
-    call = extra$call, formula = extra$formula, terms = extra$terms, xlevels = extra$xlevels
-  )
-  fit <- with_methods(structure(fit, class = "PLNPCAfit_torch"), list(
-    project = function(newdata, control = PLNPCA_param()) project_pca(self, newdata, control)))
-  ## what pca_latent() needs to build latent on request: X and the offsets (n x 1 on the sparse path)
-  if (!store) attr(fit, "latent_parts") <- list(X = dat$X, O = dat$O, samples = nms$samples)
-  fit
+    eig = eig, corr_circle = corr, vcov_model = "rank")
 }
 
 ## The SVD of the centred M C' (n x p, never formed): with Mc = M - 1 colMeans(M) = Qm Rm and C =
@@ -333,35 +325,32 @@ pca_axes <- function(M, C) {
   list(u = qr.Q(qm) %*% s$u, d = s$d[seq_len(q)], v = qr.Q(qc) %*% s$v)
 }
 
-## `fit$latent` and `fit$latent_pos`: stored when n p <= options(plntorch.pca_store_latent) (1e7
-## by default); above, built on request from the fit's factors when the n x p matrix takes at most
+## `fit$latent`, `fit$latent_pos` and `fit$fitted` of a PLN-PCA fit when not stored (latent and
+## latent_pos are stored when n p <= options(plntorch.pca_store_latent), 1e7 by default; fitted
+## never is): built from the fit's factors when the n x p matrix takes at most
 ## options(plntorch.max_dense_bytes) (2 GB by default), an error naming its size otherwise.
-#' @export
-`$.PLNPCAfit_torch` <- function(x, name) {
-  val <- .subset2(x, name)
-  if (is.null(val) && name %in% c("latent", "latent_pos") && !is.null(attr(x, "latent_parts")))
-    return(pca_latent(x, name))
-  val
-}
-
-pca_latent <- function(fit, which = c("latent", "latent_pos")) {
+## `f`: the fit's fields; `parts`: X, O (n x p or n x 1), samples.
+pca_latent <- function(f, parts, which = c("latent", "latent_pos", "fitted")) {
   which <- match.arg(which)
-  n <- .subset2(fit, "n"); p <- .subset2(fit, "p")
+  n <- f$n; p <- f$p
   bytes <- 8 * as.double(n) * p
   limit <- getOption("plntorch.max_dense_bytes", 2e9)
   if (bytes > limit)
     stop(sprintf(paste0(
       "fit$%s is a %d x %d matrix (%s), above options(plntorch.max_dense_bytes) = %s; it is not ",
-      "stored above options(plntorch.pca_store_latent) = %g entries. Use its factors (latent_pos = ",
-      "M C' with M = fit$var_par$M, C = fit$model_par$C; latent = O + X B + latent_pos), a block ",
-      "of rows of them, or raise the option."),
+      "stored %s. Use its factors (latent_pos = M C' with M = fit$var_par$M, C = ",
+      "fit$model_par$C; latent = O + X B + latent_pos; fitted = exp(latent + S2 (C * C)' / 2) ",
+      "with S2 = fit$var_par$S2), a block of rows of them, or raise the option."),
       which, n, p, format_bytes(bytes), format_bytes(limit),
-      getOption("plntorch.pca_store_latent", 1e7)), call. = FALSE)
-  parts <- attr(fit, "latent_parts")
-  M <- .subset2(fit, "var_par")$M; mp <- .subset2(fit, "model_par")
+      if (which == "fitted") "in PLN-PCA fits" else
+        sprintf("above options(plntorch.pca_store_latent) = %g entries",
+                getOption("plntorch.pca_store_latent", 1e7))), call. = FALSE)
+  M <- f$var_par$M; mp <- f$model_par
   out <- tcrossprod(M, mp$C)
-  if (which == "latent")
+  if (which != "latent_pos")
     out <- out + parts$X %*% mp$B + parts$O[, rep_len(seq_len(ncol(parts$O)), p), drop = FALSE]
+  ## PLNmodels' fitted values of PLN-PCA: exp(Z + S2 (C * C)' / 2), Z = O + X B + M C'
+  if (which == "fitted") out <- exp(out + tcrossprod(f$var_par$S2, mp$C * mp$C) / 2)
   dimnames(out) <- list(parts$samples, rownames(mp$C))
   out
 }

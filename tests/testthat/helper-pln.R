@@ -78,3 +78,11 @@ small_data <- function(seed = 1) {
   rownames(df) <- rownames(sim$Y)
   df
 }
+
+## The fields of a fit (an R6 object) as a list, to compare two fits field by field: identical()
+## on two R6 objects compares their identities (environments), not their contents.
+fit_as_list <- function(f, drop = character()) {
+  nms <- setdiff(ls(f), drop)
+  vals <- lapply(stats::setNames(nms, nms), function(k) f[[k]])
+  Filter(Negate(is.function), vals)
+}

@@ -124,7 +124,7 @@ test_that("a sparse fit builds no n x p array in R; latent on request, with a si
   ## size (5e4: the checks and CSR of the counts), of n (names, n x q), or p x p (Sigma, 8 MB)
   expect_lt(peak, 8 * n * p / 4)
   m <- getModel(fam, 2)
-  expect_null(m[["latent"]])
+  expect_null(m$.__enclos_env__$private$.f$latent)  # not stored
   expect_true(is.finite(m$R_squared))
   ## built on request, equal to its definition
   expect_equal(m$latent_pos, tcrossprod(m$var_par$M, m$model_par$C), ignore_attr = TRUE)

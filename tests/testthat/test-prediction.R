@@ -76,7 +76,7 @@ test_that("predict_cond() is the Gaussian conditional of the VE step's observed 
   Sigma <- sigma(fit)
   o <- sp %in% obs
   A <- Sigma[!o, o] %*% solve(Sigma[o, o])
-  sub <- fit
+  sub <- fit$clone()  # a copy: fit is an R6 object (a reference)
   sub$p <- length(obs)
   sub$model_par <- list(B = coef(fit)[, o], Sigma = Sigma[o, o], Omega = solve(Sigma[o, o]))
   nd_o <- nd
@@ -185,7 +185,7 @@ test_that("predict() and predict_cond() agree with PLNmodels 1.3.2 on trichopter
   ## strictly concave function of M and S^2. plntorch's VE step reaches at least PLNmodels' ELBO,
   ## and its M is within the distance PLNmodels stops short at (ftol 1e-8: 0.022 at most on the
   ## link here, in flat directions of zero counts; inst/bench/results/prediction-2026-11-23.md).
-  pm <- fit
+  pm <- fit$clone()  # a copy: fit is an R6 object (a reference)
   pm$model_par <- list(B = get("B"), Sigma = get("Sigma"), Omega = solve(get("Sigma")))
   dimnames(pm$model_par$B) <- dimnames(coef(fit))
   dimnames(pm$model_par$Sigma) <- dimnames(pm$model_par$Omega) <- dimnames(sigma(fit))
