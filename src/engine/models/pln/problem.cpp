@@ -125,7 +125,14 @@ State initial_state(const Problem& pb, const FitInput& in, const std::string& in
   } else {
     throw std::invalid_argument("unknown init '" + init + "' (use 'lm' or 'tutorial')");
   }
-  if (pb.fixed_B()) st.B = pb.B_fixed.clone();  // "tutorial" too: its M = 0 is the residual
+  if (pb.fixed_B()) {
+    // The VE step (B held fixed) starts at the prior mean, M - X B = 0, as PLNmodels' does: where a
+    // coefficient has drifted far (a species absent from a level of a factor: B near +-300), the
+    // lm residual puts M hundreds of prior standard deviations away, and the quasi-Newton steps
+    // from there threw log S^2 out of range (oaks' samples fitted again, vignettes/toolbox.Rmd).
+    st.B = pb.B_fixed.clone();
+    st.M = at::zeros_like(pb.Y);
+  }
   if (in.B0.present()) {
     check_dims(in.B0, pb.d, pb.p, "B0");
     st.B = to_tensor(in.B0, pb.opt);
