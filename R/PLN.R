@@ -142,7 +142,10 @@
 #' Before any tensor is made, the fit estimates the memory it needs (at its
 #' peak, in arrays of n x p numbers of `dtype`, measured: on the CPU 44 for
 #' the default `"lbfgs"` with the fused backend, 56 with eager or script, 26
-#' for Adam or Rprop; on a GPU 36, 48 and 18) and stops with an error naming
+#' for Adam or Rprop; on a GPU 36, 48 and 18), plus its p x p matrices (Sigma,
+#' Omega, their factors, the curvature's blocks: 22 doubles per entry with a
+#' full covariance, 6 with a diagonal or spherical one; measured at n = 3,
+#' p = 1000 to 2000), and stops with an error naming
 #' that size when the device has less free (on a GPU: free memory plus
 #' LibTorch's unused cache; on the CPU: available memory and swap).
 #' `options(plntorch.max_memory = bytes)` sets a lower ceiling; `Inf` skips

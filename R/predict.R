@@ -182,10 +182,10 @@ new_design <- function(object, newdata) {
     stats::model.frame(tt, newdata, xlev = object$xlevels, na.action = stats::na.pass),
     error = function(e) stop_arg("`newdata` must hold the covariates of the model and the ",
                                  "variables of its offset() terms: ", conditionMessage(e)))
+  O <- formula_offset(frame, tt)
   X <- stats::model.matrix(tt, frame, contrasts.arg = object$contrasts)
   n <- nrow(X); p <- object$p
   check_finite(X, "`newdata`", " (in the covariates of the model)")
-  O <- formula_offset(frame, tt)
   if (is.null(O)) O <- 0
   O <- as.matrix(O)
   if (!(length(O) == 1L || (nrow(O) == n && ncol(O) %in% c(1L, p))))
