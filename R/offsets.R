@@ -60,8 +60,9 @@
 #'   it is the depths divided by their geometric mean;
 #' * an empty sample gets the offset 0 under TSS, TMM and Wrench (TMM and
 #'   Wrench compute the others' without it); a sample with a zero or
-#'   non-finite offset gets a warning: its log offset is not finite, and [PLN()] would refuse it.
-#'   [prepare_data()] drops empty samples before computing offsets.
+#'   non-finite offset gets a warning: its log offset is not finite, and
+#'   [PLN()] would refuse it. [prepare_data()] drops empty samples before
+#'   computing offsets.
 #'
 #' @return `NULL` for `"none"`; for a scheme, a vector of one positive offset
 #'   per sample, named by the samples (PLNmodels names only some schemes'

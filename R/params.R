@@ -80,8 +80,8 @@
 #'   (default) leaves the choice to the engine (1 on the CPU, 100 on a GPU).
 #'   `"lbfgs"` checks at every step: its line search reads the ELBO anyway.
 #' @param num_threads number of CPU threads LibTorch may use, a whole number
-#'   >= 1; `NULL` (default) leaves LibTorch's setting unchanged (`0` is an
-#'   error: write `NULL`). A number above the cores this process
+#'   from 1 on; `NULL` (default) leaves LibTorch's setting unchanged (`0` is
+#'   an error: write `NULL`). A number above the cores this process
 #'   may use (its CPU affinity, see `parallel::mcaffinity()`) is lowered to
 #'   that number with a warning when fitting: more threads only take turns on
 #'   the same cores (256 threads on 2 cores made steps 300 times slower), and
