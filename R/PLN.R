@@ -142,7 +142,10 @@
 #' Before any tensor is made, the fit estimates the memory it needs (at its
 #' peak, in arrays of n x p numbers of `dtype`, measured: on the CPU 44 for
 #' the default `"lbfgs"` with the fused backend, 56 with eager or script, 26
-#' for Adam or Rprop; on a GPU 36, 48 and 18) and stops with an error naming
+#' for Adam or Rprop; on a GPU 36, 48 and 18), plus its p x p matrices (Sigma,
+#' Omega, their factors, the curvature's blocks: 22 doubles per entry with a
+#' full covariance, 6 with a diagonal or spherical one; measured at n = 3,
+#' p = 1000 to 2000), and stops with an error naming
 #' that size when the device has less free (on a GPU: free memory plus
 #' LibTorch's unused cache; on the CPU: available memory and swap).
 #' `options(plntorch.max_memory = bytes)` sets a lower ceiling; `Inf` skips
@@ -237,7 +240,8 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
                           xlevels = stats::.getXlevels(md$terms, md$frame),
                           contrasts = attr(md$X, "contrasts"),
                           weights = stats::model.weights(md$frame),
-                          covariates = dat$X, control = control)
+                          covariates = structure(dat$X, assign = attr(md$X, "assign")),
+                          control = control)
   post_treatment(fit, dat, control)
 }
 
@@ -291,11 +295,14 @@ model_data <- function(call, caller, formula, data, sparse_ok = FALSE) {
 
   response <- deparse1(formula[[2L]])
   Y <- stats::model.response(frame)
+  ## model.response() drops a one-column matrix to a vector, and its column name with it
+  if (is.matrix(frame[[1L]]) && ncol(frame[[1L]]) == 1L && !is.null(colnames(frame[[1L]])))
+    Y <- matrix(Y, ncol = 1L, dimnames = list(rownames(frame), colnames(frame[[1L]])))
   if (!is.null(Ysp)) {
     X <- tryCatch(stats::model.matrix(terms, frame), error = function(e)
       stop_arg("could not build the model matrix of `formula`: ", conditionMessage(e)))
     dat <- check_sparse_data(
-      Ysp[Y, , drop = FALSE], O = stats::model.offset(frame), X = X,
+      Ysp[Y, , drop = FALSE], O = formula_offset(frame, terms), X = X,
       w = stats::model.weights(frame),
       labels = c(Y = sprintf("the response `%s`", response_label), O = "the offset",
                  X = "the model matrix of `formula`", w = "`weights`"))
@@ -310,16 +317,30 @@ model_data <- function(call, caller, formula, data, sparse_ok = FALSE) {
   }
   if (!is.numeric(Y))
     stop_arg(sprintf("the response `%s` must be a numeric count matrix; got a %s.",
-                     response, if (is.factor(Y)) "factor" else paste(typeof(Y), class(Y)[1L])))
+                     response, describe_type(Y)))
   X <- tryCatch(stats::model.matrix(terms, frame), error = function(e)
     stop_arg("could not build the model matrix of `formula`: ", conditionMessage(e)))
   dat <- check_pln_data(
-    Y = Y, O = stats::model.offset(frame), X = X, w = stats::model.weights(frame),
+    Y = Y, O = formula_offset(frame, terms), X = X, w = stats::model.weights(frame),
     labels = c(Y = sprintf("the response `%s`", response), O = "the offset",
                X = "the model matrix of `formula`", w = "`weights`"))
   dat$n <- nrow(dat$Y)
   dat$p <- ncol(dat$Y)
   list(dat = dat, terms = terms, frame = frame, X = X)
+}
+
+## The offset of a model frame: model.offset() sums the offset() terms with `+`, which fails on a
+## character offset ("non-numeric argument to binary operator") without naming it.
+formula_offset <- function(frame, terms) {
+  at <- attr(terms, "offset")
+  vars <- as.list(attr(terms, "variables"))[-1L]
+  for (i in at) {
+    v <- frame[[i]]
+    if (!is.numeric(v))
+      stop_arg(sprintf("the offset `%s` of `formula` must be numeric (log scale); got %s.",
+                       deparse1(vars[[i]]), describe_value(v)))
+  }
+  stats::model.offset(frame)
 }
 
 ## PLN()'s `init$M` is, as its fit's `var_par$M`, the whole variational mean (X B included); the

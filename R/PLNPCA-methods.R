@@ -36,8 +36,9 @@ plot.PLNPCAfit_torch <- function(x, map = c("individual", "variable", "both"), a
                                  ind_cols = NULL, var_cols = NULL, main = NULL, ...) {
   map <- check_choice(map[1L], "map", c("individual", "variable", "both"))
   if (is.null(axes)) axes <- seq_len(min(2L, x$rank))
-  if (!is.numeric(axes) || !length(axes) || length(axes) > 2L || any(!axes %in% seq_len(x$rank)))
-    stop_arg(sprintf("`axes` must be one or two of the fit's axes 1..%d; got %s.", x$rank,
+  if (!is.numeric(axes) || !length(axes) || length(axes) > 2L || any(!axes %in% seq_len(x$rank)) ||
+      anyDuplicated(axes))
+    stop_arg(sprintf("`axes` must be one or two distinct axes of the fit, among 1..%d; got %s.", x$rank,
                      describe_value(axes)))
   check_cols <- function(cols, len, arg) {
     if (is.null(cols)) return(rep(1L, len))

@@ -36,7 +36,7 @@ PLNPCA_param <- function(backend = NULL, device = "cpu", dtype = NULL, maxit = 1
     maxit       = check_count(maxit, "maxit", lower = 1L),
     tol         = check_number(tol, "tol", lower = 0, upper = 0.1, null_ok = TRUE),
     start       = check_choice(start, "start", c("best", "warm", "svd")),
-    num_threads = check_count(num_threads, "num_threads", lower = 0L, null_ok = TRUE),
+    num_threads = check_threads(num_threads),
     trace       = check_trace(trace)
   )
   structure(ctrl, class = "PLNPCA_param_torch")
@@ -78,7 +78,7 @@ as_plnpca_param <- function(control) {
 #'   way to the engine); offsets as in [PLN()]: one value per sample (a
 #'   vector) or per sample and species (a matrix).
 #' @param ranks the ranks to fit: distinct positive whole numbers, below the
-#'   number of species.
+#'   number of species and at most the number of samples.
 #' @param control see [PLNPCA_param()].
 #' @return A [PLNPCAfamily_torch] object, an R6 collection of class
 #'   `c("PLNPCAfamily_torch", "PLNPCAfamily", "PLNfamily_torch", "PLNfamily",
@@ -147,9 +147,12 @@ PLNPCA <- function(formula, data, subset, weights, ranks = 1:5, control = PLNPCA
   ranks <- sort(as.integer(ranks))
   md <- model_data(call, caller, formula, if (missing(data)) NULL else data, sparse_ok = TRUE)
   dat <- md$dat
-  p <- dat$p
+  n <- dat$n; p <- dat$p
   if (max(ranks) >= p)
     stop_arg(sprintf("`ranks` must be below the number of species p = %d; got %d.", p, max(ranks)))
+  if (max(ranks) > n)
+    stop_arg(sprintf("`ranks` must be at most the number of samples n = %d (the scores are n x rank); got %d.",
+                     n, max(ranks)))
   res <- pca_engine_fit(dat, ranks, control)
   fam <- new_PLNPCAfamily_torch(res, dat, ranks, call = call, formula = formula,
                                 terms = md$terms, xlevels = stats::.getXlevels(md$terms, md$frame),
@@ -227,6 +230,10 @@ pca_poisson_terms <- function(dat, fits, control) {
 ## `fit$latent_pos` build them on request (pca_latent()).
 pca_store_latent <- function(n, p) {
   lim <- getOption("plntorch.pca_store_latent", 1e7)
+  if (!is.numeric(lim) || length(lim) != 1L || is.na(lim) || lim < 0)
+    stop_arg("options(plntorch.pca_store_latent) must be a single number >= 0 of entries (n p) ",
+             "up to which latent and latent_pos are stored (0: never; Inf: always); got ",
+             describe_value(lim), ".")
   as.double(n) * p <= lim
 }
 
@@ -335,6 +342,9 @@ pca_latent <- function(f, parts, which = c("latent", "latent_pos", "fitted")) {
   n <- f$n; p <- f$p
   bytes <- 8 * as.double(n) * p
   limit <- getOption("plntorch.max_dense_bytes", 2e9)
+  if (!is.numeric(limit) || length(limit) != 1L || is.na(limit) || limit < 0)
+    stop_arg("options(plntorch.max_dense_bytes) must be a single number >= 0 of bytes; got ",
+             describe_value(limit), ".")
   if (bytes > limit)
     stop(sprintf(paste0(
       "fit$%s is a %d x %d matrix (%s), above options(plntorch.max_dense_bytes) = %s; it is not ",

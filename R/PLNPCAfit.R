@@ -24,6 +24,7 @@
 #'   (exp(latent + S2 (C * C)' / 2), PLNmodels' fitted values of PLN-PCA),
 #'   built when read, under the same size limit;
 #' * `responses`: the counts, for dense counts (`NULL` for sparse ones);
+#'   `covariates`: the model matrix X (as [model.matrix()] gives it, named);
 #'   `optim_par`, `call`, `formula`, `terms`, `xlevels`, `contrasts`,
 #'   `weights`.
 #'
@@ -136,6 +137,10 @@ PLNPCAfit_torch <- R6::R6Class(
     },
     corr_circle = function(value) {
       if (missing(value)) private$.f$corr_circle else private$.f$corr_circle <- value
+    },
+    covariates = function(value) {
+      if (missing(value)) private$parts$X
+      else stop_arg("the covariates of a PLN-PCA fit are its family's: refit with PLNPCA() for others.")
     },
     responses = function(value) {
       if (missing(value)) private$parts$Y

@@ -14,6 +14,9 @@
 #'   `df = nb_param` and `nobs = n` (so `stats::AIC()` and `stats::BIC()`
 #'   work on a fit, see "Information criteria");
 #' * `nobs()`: the number of samples n;
+#' * `model.matrix()`: the n x d model matrix X of the fit, as [lm()]'s (samples
+#'   in rows, covariate columns named as the rows of `coef()`, with the
+#'   attributes `assign` and, for factors, `contrasts`);
 #' * `print()`: `x`, invisibly.
 #'
 #' @section Information criteria:
@@ -33,7 +36,7 @@
 #' For the uncertainty of B see [standard_error()], [vcov.PLNfit_torch()] and
 #' [summary.PLNfit_torch()].
 #' @name PLNfit_torch-methods
-#' @importFrom stats coef fitted logLik nobs predict sigma
+#' @importFrom stats coef fitted logLik nobs predict sigma model.matrix
 #' @examples
 #' fit <- PLN(Abundance ~ 1 + offset(log(Offset)), data = oaks)
 #' fit
@@ -42,6 +45,7 @@
 #' fitted(fit)[1:3, 1:4]
 #' logLik(fit)
 #' nobs(fit)
+#' head(model.matrix(fit))
 #' c(PLNmodels_BIC = fit$BIC, stats_BIC = stats::BIC(fit))   # stats::BIC(fit) = -2 * fit$BIC
 NULL
 
@@ -89,6 +93,20 @@ logLik.PLNfit_torch <- function(object, ...) {
 #' @export
 nobs.PLNfit_torch <- function(object, ...) object$n
 
+#' @rdname PLNfit_torch-methods
+#' @export
+model.matrix.PLNfit_torch <- function(object, ...) {
+  X <- object$covariates
+  if (is.null(X))
+    stop_arg("this fit holds no model matrix (its `covariates` field is NULL).")
+  assign <- attr(X, "assign")
+  X <- matrix(as.double(X), nrow(X), ncol(X),
+              dimnames = list(rownames(object$var_par$M), rownames(object$model_par$B)))
+  if (!is.null(assign)) attr(X, "assign") <- assign
+  if (length(object$contrasts)) attr(X, "contrasts") <- object$contrasts
+  X
+}
+
 #' Plot a PLN fit: its ELBO trace or its latent correlations
 #'
 #' `type = "gap"` (the default) draws the gap between the largest ELBO of the
@@ -118,7 +136,9 @@ nobs.PLNfit_torch <- function(object, ...) object$n
 #' @param x a fit returned by [PLN()].
 #' @param type `"gap"` (default), `"elbo"`, `"correlation"` or `"coefficients"`,
 #'   see above.
-#' @param from for the ELBO trace: first step to draw (default 1).
+#' @param from for the ELBO trace: first step to draw, a whole number from the
+#'   trace's first step (0, the start, for `"lbfgs"`; 1 for Adam and Rprop).
+#'   `NULL` (default): step 1, or the start when the fit took a single step.
 #' @param species,top,order for `type = "correlation"` (`species` also for
 #'   `"coefficients"`): the species to draw
 #'   (`NULL`: all; names or column numbers), how many of the most abundant of
@@ -135,7 +155,7 @@ nobs.PLNfit_torch <- function(object, ...) object$n
 #' plot(fit, type = "correlation", top = 25)   # the 25 most abundant species
 #' fit2 <- PLN(Abundance ~ tree + offset(log(Offset)), data = oaks)
 #' plot(fit2, type = "coefficients", max_species = 15)   # 95% sandwich intervals
-plot.PLNfit_torch <- function(x, type = c("gap", "elbo", "correlation", "coefficients"), from = 1,
+plot.PLNfit_torch <- function(x, type = c("gap", "elbo", "correlation", "coefficients"), from = NULL,
                               species = NULL, top = NULL, order = c("hclust", "none"), ...) {
   type <- check_choice(type[1L], "type", c("gap", "elbo", "correlation", "coefficients"))
   switch(type,
@@ -168,11 +188,20 @@ plot_elbo_trace <- function(elbo, steps = seq_along(elbo), from = 1, type = c("g
                             ref = NULL, tol = NULL, main = "ELBO trace", ...) {
   type <- match.arg(type)
   if (!length(elbo)) stop_arg("there is no ELBO trace to plot: fit the model first.")
-  if (!is.numeric(from) || length(from) != 1L || is.na(from))
-    stop_arg("`from` must be a single step number; got ", describe_value(from), ".")
   last <- max(steps)
   ## the gap is zero at the largest value, so a gap plot needs a step before the last
   last_from <- if (type == "gap" && is.null(ref)) last - 1L else last
+  if (is.null(from)) {
+    ## the default: step 1, or the first step there is when the trace is that short
+    from <- max(min(steps), min(1L, last_from))
+    if (from > last_from)
+      stop_arg("the ELBO trace has a single value: there is no gap to the final ELBO to draw; ",
+               "use type = \"elbo\".")
+  }
+  if (!is.numeric(from) || length(from) != 1L || is.na(from) || from != round(from) ||
+      from < min(steps))
+    stop_arg(sprintf("`from` must be a single whole step number >= %d (the trace's first step); got %s.",
+                     min(steps), describe_value(from)))
   if (from > last_from)
     stop_arg(sprintf("`from` = %s is past the ELBO trace: it has %d steps, so `from` can be at most %d%s.",
                      format(from), last, last_from,

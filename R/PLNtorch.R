@@ -30,7 +30,8 @@
 #' * `w`: observation weights, length n; `NULL` is all 1.
 #' * `backend`: `"eager"` (default), `"script"` or `"fused"` (see
 #'   [PLN_param()] and [pln_backends()]).
-#' * `device`: `"cpu"` (default), `"cuda"` or `"cuda:N"`.
+#' * `device`: `"cpu"` (default), `"cuda"` or `"cuda:N"`; a backend or device this
+#'   build lacks is an error here, as in [PLN_param()]'s fits.
 #' * `dtype`: `"float64"` or `"float32"`; `NULL` takes float64.
 #' * `N_iter`: maximum number of optimisation steps of this fit.
 #' * `lr`: learning rate; `NULL` takes the optimiser's default of [PLN_param()].
@@ -111,6 +112,7 @@ PLNtorch <- R6::R6Class("PLNtorch",
                           device = "cpu", dtype = NULL) {
       self$backend <- check_choice(backend, "backend", .pln_choices$backend)
       self$device <- check_device(device)
+      check_build_support(self$backend, self$device)
       dtype <- check_choice(dtype, "dtype", .pln_choices$dtype, null_ok = TRUE)
       if (is.null(dtype)) dtype <- .pln_defaults$dtype
       self$dtype <- dtype

@@ -8,9 +8,22 @@ describe_value <- function(x) {
   if (is.character(x) && length(x) == 1L) return(sprintf("\"%s\"", x))
   if (is.atomic(x) && length(x) == 1L) return(format(x))
   a <- function(word) paste(if (grepl("^[aeiou]", word)) "an" else "a", word)
-  if (is.atomic(x)) return(sprintf("%s %s of length %d", a(typeof(x)), class(x)[1L], length(x)))
+  if (is.atomic(x)) return(sprintf("%s of length %d", a(describe_type(x)), length(x)))
   sprintf("%s of length %d", a(class(x)[1L]), length(x))
 }
+
+## "character vector", "logical matrix", "integer factor": the type of an atomic value, and its
+## shape or class, without repeating one word ("character character").
+describe_type <- function(x) {
+  if (is.factor(x)) return("factor")
+  shape <- if (is.matrix(x)) "matrix" else if (is.array(x)) "array" else class(x)[1L]
+  if (shape %in% c(typeof(x), mode(x), "numeric", "integer", "logical", "character", "complex"))
+    shape <- "vector"
+  paste(typeof(x), shape)
+}
+
+## Column names of counts without any, as lm() names the responses of an mlm: "Y1", ..., "Yp".
+default_species_names <- function(p) paste0("Y", seq_len(p))
 
 check_choice <- function(x, arg, choices, null_ok = FALSE) {
   if (is.null(x) && null_ok) return(NULL)
@@ -49,9 +62,25 @@ check_count <- function(x, arg, lower = 0L, null_ok = FALSE) {
   as.integer(x)
 }
 
+## trace: 0 (FALSE, silent) or 1 (TRUE, the ELBO as the fit goes); no other level exists.
 check_trace <- function(x, arg = "trace") {
   if (is.logical(x) && length(x) == 1L && !is.na(x)) return(as.integer(x))
-  check_count(x, arg, lower = 0L)
+  if (!is.numeric(x) || length(x) != 1L || is.na(x) || !x %in% c(0, 1))
+    stop_arg(sprintf("`%s` must be 0 (silent) or 1 (the ELBO as the fit goes), or FALSE/TRUE; got %s.",
+                     arg, describe_value(x)))
+  as.integer(x)
+}
+
+## num_threads: NULL leaves LibTorch's setting; otherwise at least one thread (0 would mean
+## nothing the user could want: NULL says "LibTorch's setting").
+check_threads <- function(x, arg = "num_threads") {
+  if (is.null(x)) return(NULL)
+  ok <- is.numeric(x) && length(x) == 1L && !is.na(x) && is.finite(x) && x == round(x) &&
+    x >= 1 && x <= .Machine$integer.max
+  if (!ok)
+    stop_arg(sprintf("`%s` must be a whole number >= 1, or NULL for LibTorch's setting; got %s.",
+                     arg, describe_value(x)))
+  as.integer(x)
 }
 
 check_init <- function(x, arg = "init", allowed = c("B", "M", "S")) {
@@ -150,6 +179,7 @@ check_pln_data <- function(Y, O = NULL, X = NULL, w = NULL,
   if (all(Y == 0)) stop_arg(labels[["Y"]], " has only zeros.")
   sample_names <- unique_names(rownames(Y), "sample (row)", labels[["Y"]])
   species_names <- unique_names(colnames(Y), "species (column)", labels[["Y"]])
+  if (is.null(species_names)) species_names <- default_species_names(p)
 
   if (is.null(O)) {
     O <- matrix(0, n, p)
@@ -223,6 +253,10 @@ check_sparse_data <- function(Y, O = NULL, X = NULL, w = NULL,
     stop_arg(labels[["Y"]], " is a sparse matrix, which needs the 'Matrix' package: install it.")
   n <- nrow(Y); p <- ncol(Y)
   if (n < 1L || p < 1L) stop_arg(labels[["Y"]], " has no rows or no columns.")
+  if (!methods::is(Y, "dMatrix"))
+    stop_arg(sprintf("%s must be a numeric count matrix; got a %s sparse matrix (%s).",
+                     labels[["Y"]], if (methods::is(Y, "lMatrix") || methods::is(Y, "nMatrix"))
+                       "logical" else "non-numeric", class(Y)[1L]))
   R <- methods::as(methods::as(Y, "generalMatrix"), "RsparseMatrix")
   if (!methods::is(R, "dgRMatrix")) R <- methods::as(R, "dMatrix")
   v <- R@x
@@ -247,7 +281,8 @@ check_sparse_data <- function(Y, O = NULL, X = NULL, w = NULL,
   list(Y = NULL, O = as_double_matrix(O), X = base$X, w = base$w, n = n, p = p,
        csr = list(rowptr = as.double(R@p), col = as.double(R@j), val = as.double(v), n = n, p = p),
        names = list(samples = unique_names(dn[[1L]], "sample (row)", labels[["Y"]]),
-                    species = unique_names(dn[[2L]], "species (column)", labels[["Y"]]),
+                    species = unique_names(dn[[2L]], "species (column)", labels[["Y"]]) %||%
+                      default_species_names(p),
                     covariates = base$names$covariates))
 }
 

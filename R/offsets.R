@@ -58,9 +58,11 @@
 #' * Wrench leaves out species absent from every sample (PLNmodels 1.3.2
 #'   returns `NaN` for every sample when there is one); with a single species
 #'   it is the depths divided by their geometric mean;
-#' * a sample with a zero or non-finite offset (an empty sample, for TSS) gets
-#'   a warning: its log offset is not finite, and [PLN()] would refuse it.
-#'   [prepare_data()] drops empty samples before computing offsets.
+#' * an empty sample gets the offset 0 under TSS, TMM and Wrench (TMM and
+#'   Wrench compute the others' without it); a sample with a zero or
+#'   non-finite offset gets a warning: its log offset is not finite, and
+#'   [PLN()] would refuse it. [prepare_data()] drops empty samples before
+#'   computing offsets.
 #'
 #' @return `NULL` for `"none"`; for a scheme, a vector of one positive offset
 #'   per sample, named by the samples (PLNmodels names only some schemes'
@@ -111,7 +113,8 @@ compute_offset <- function(counts, offset = c("TSS", "GMPR", "RLE", "CSS", "Wren
                 CSS = offset_css, Wrench = offset_wrench, TMM = offset_tmm,
                 none = function(counts) NULL)
   check_scheme_args(fun, offset, list(...))
-  f <- fun(counts, ...)
+  f <- if (offset %in% c("TMM", "Wrench")) offset_nonempty(fun, counts, offset, ...)
+       else fun(counts, ...)
   if (is.null(f)) return(NULL)
   f <- as.double(f)
   if (scale == "count") f <- to_count_scale(f, rowSums(counts))
@@ -126,6 +129,23 @@ compute_offset <- function(counts, offset = c("TSS", "GMPR", "RLE", "CSS", "Wren
 }
 
 `%||%` <- function(x, y) if (is.null(x)) y else x
+
+## TMM and Wrench compare each sample's proportions with the others': an empty sample has none
+## (0 / 0). Its factor is 0 (warned about by compute_offset(), as TSS's), the others' are computed
+## without it; Wrench's `groups` follow the samples kept.
+offset_nonempty <- function(fun, counts, offset, ...) {
+  empty <- rowSums(counts) == 0
+  if (!any(empty)) return(fun(counts, ...))
+  if (sum(!empty) < 2L)
+    stop_arg(sprintf("offset \"%s\" needs at least two samples with counts; `counts` has %d.",
+                     offset, sum(!empty)))
+  args <- list(...)
+  if (!is.null(args$groups) && length(args$groups) == nrow(counts))
+    args$groups <- args$groups[!empty]
+  f <- numeric(nrow(counts))
+  f[!empty] <- do.call(fun, c(list(counts[!empty, , drop = FALSE]), args))
+  f
+}
 
 ## match.arg() with an error that names the argument: the whole default vector is its first value.
 choose_arg <- function(x, arg, choices) {

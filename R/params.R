@@ -79,13 +79,16 @@
 #'   steps (on a GPU each check copies the ELBO trace back, a host sync); `NULL`
 #'   (default) leaves the choice to the engine (1 on the CPU, 100 on a GPU).
 #'   `"lbfgs"` checks at every step: its line search reads the ELBO anyway.
-#' @param num_threads number of CPU threads LibTorch may use; `NULL` (default)
-#'   leaves LibTorch's setting unchanged. A number above the cores this process
+#' @param num_threads number of CPU threads LibTorch may use, a whole number
+#'   from 1 on; `NULL` (default) leaves LibTorch's setting unchanged (`0` is
+#'   an error: write `NULL`). A number above the cores this process
 #'   may use (its CPU affinity, see `parallel::mcaffinity()`) is lowered to
 #'   that number with a warning when fitting: more threads only take turns on
 #'   the same cores (256 threads on 2 cores made steps 300 times slower), and
 #'   each costs memory.
-#' @param trace verbosity of the engine, `0` (silent, default) or `1`.
+#' @param trace verbosity of the engine, `0` (silent, default) or `1` (the
+#'   ELBO as the fit goes); `FALSE` and `TRUE` are the same. Any other value is
+#'   an error.
 #' @param covariance the structure of the latent covariance Sigma: `"full"`
 #'   (default), `"diagonal"`, `"spherical"`, `"fixed"` or `"genpop"`, as in
 #'   PLNmodels (see [PLN()], section "Covariance structures").
@@ -138,7 +141,7 @@ PLN_param <- function(backend = NULL, device = "cpu", dtype = NULL,
     tol         = check_number(tol, "tol", lower = 0, upper = 0.1, null_ok = TRUE),
     init        = check_init(init),
     check_every = check_count(check_every, "check_every", lower = 1L, null_ok = TRUE),
-    num_threads = check_count(num_threads, "num_threads", lower = 0L, null_ok = TRUE),
+    num_threads = check_threads(num_threads),
     trace       = check_trace(trace),
     covariance  = covariance,
     Omega       = check_structure_matrix(Omega, "Omega", covariance == "fixed", "fixed"),
@@ -180,25 +183,32 @@ as_pln_param <- function(control) {
   do.call(PLN_param, control)
 }
 
+## A backend and a device this build offers: the errors of resolve_control(), also raised by
+## PLNtorch$new() so that a device the build lacks fails where it is given.
+check_build_support <- function(backend, device, info = pln_backends_engine()) {
+  if (!is.null(backend) && !backend %in% info$backends)
+    stop(sprintf("`backend` \"%s\" is not available in this build (available: %s); see pln_backends().",
+                 backend, paste(info$backends, collapse = ", ")), call. = FALSE)
+  if (startsWith(device, "cuda")) {
+    if (!isTRUE(info$cuda) || info$cuda_devices < 1L)
+      stop(sprintf("`device` \"%s\" requested, but this build has no usable CUDA device; see pln_backends().",
+                   device), call. = FALSE)
+    idx <- suppressWarnings(as.integer(sub("^cuda:?", "", device)))
+    if (!is.na(idx) && idx >= info$cuda_devices)
+      stop(sprintf("`device` \"%s\" does not exist: %d CUDA device(s), numbered from 0.",
+                   device, info$cuda_devices), call. = FALSE)
+  }
+  invisible(TRUE)
+}
+
 ## Turns checked parameters into the engine's `control` list, resolving the NULLs
 ## against what this build offers (the only place that asks pln_backends_engine()).
 resolve_control <- function(ctrl, info = pln_backends_engine()) {
   if (is.null(ctrl$backend)) {
     ctrl$backend <- intersect(.pln_defaults$backend_preference, info$backends)[1]
     if (is.na(ctrl$backend)) stop("this build of plntorch has no backend.", call. = FALSE)
-  } else if (!ctrl$backend %in% info$backends) {
-    stop(sprintf("`backend` \"%s\" is not available in this build (available: %s); see pln_backends().",
-                 ctrl$backend, paste(info$backends, collapse = ", ")), call. = FALSE)
   }
-  if (startsWith(ctrl$device, "cuda")) {
-    if (!isTRUE(info$cuda) || info$cuda_devices < 1L)
-      stop(sprintf("`device` \"%s\" requested, but this build has no usable CUDA device; see pln_backends().",
-                   ctrl$device), call. = FALSE)
-    idx <- suppressWarnings(as.integer(sub("^cuda:?", "", ctrl$device)))
-    if (!is.na(idx) && idx >= info$cuda_devices)
-      stop(sprintf("`device` \"%s\" does not exist: %d CUDA device(s), numbered from 0.",
-                   ctrl$device, info$cuda_devices), call. = FALSE)
-  }
+  check_build_support(ctrl$backend, ctrl$device, info)
   if (is.null(ctrl$dtype)) ctrl$dtype <- .pln_defaults$dtype
   if (is.null(ctrl$lr)) ctrl$lr <- .pln_defaults$lr[[ctrl$optimizer]]
   if (is.null(ctrl$tol)) {

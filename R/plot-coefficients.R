@@ -32,6 +32,8 @@ plot_coefficients <- function(fit, se_type = NULL, covariates = NULL, species = 
   level <- check_number(level, "level", lower = 0, upper = 1, strict = TRUE)
   if (level >= 1) stop_arg("`level` must be below 1; got 1.")
   max_species <- check_count(max_species, "max_species", lower = 1L)
+  se_type <- check_choice(se_type, "se_type", c("sandwich", "variational", "jackknife", "bootstrap"),
+                          null_ok = TRUE)
   co <- summary(fit, type = se_type)
   B <- coef(fit)
   pick <- function(x, all, arg) {

@@ -22,7 +22,8 @@
 #' @param level with `responses`: `1` (default) for the prediction from the
 #'   samples' variational parameters, `0` for the population prediction.
 #'   Ignored without `responses` (then `0`), as in PLNmodels.
-#' @param ... not used.
+#' @param ... not used; `se.fit = TRUE` (of [predict.lm()]) is an error: no
+#'   standard errors of predictions are available (nor in PLNmodels).
 #' @return An n x p matrix (samples of `newdata` in rows, species in columns).
 #'   With `newdata` and no `responses` (or `level = 0`), `"link"` is `O + X B`
 #'   and `"response"` is `exp(O + X B + diag(Sigma) / 2)`, the expected counts
@@ -49,6 +50,9 @@
 predict.PLNfit_torch <- function(object, newdata, responses = NULL, type = c("link", "response"),
                                  level = 1, ...) {
   type <- match.arg(type)
+  if (isTRUE(list(...)$se.fit))
+    stop_arg("`se.fit = TRUE` is not available: plntorch (as PLNmodels) gives no standard errors ",
+             "of predictions; standard_error(fit) gives those of the coefficients.")
   if (missing(newdata) || is.null(newdata)) {
     if (!is.null(responses))
       stop_arg("`responses` needs `newdata`: the covariates and offsets of its samples.")
@@ -178,10 +182,10 @@ new_design <- function(object, newdata) {
     stats::model.frame(tt, newdata, xlev = object$xlevels, na.action = stats::na.pass),
     error = function(e) stop_arg("`newdata` must hold the covariates of the model and the ",
                                  "variables of its offset() terms: ", conditionMessage(e)))
+  O <- formula_offset(frame, tt)
   X <- stats::model.matrix(tt, frame, contrasts.arg = object$contrasts)
   n <- nrow(X); p <- object$p
   check_finite(X, "`newdata`", " (in the covariates of the model)")
-  O <- stats::model.offset(frame)
   if (is.null(O)) O <- 0
   O <- as.matrix(O)
   if (!(length(O) == 1L || (nrow(O) == n && ncol(O) %in% c(1L, p))))
@@ -215,6 +219,9 @@ check_new_counts <- function(Y, arg, n, species, every) {
     colnames(Y) <- species
     return(Y)
   }
+  if (anyNA(nms) || any(nms == ""))
+    stop_arg(sprintf("%s has column(s) without a name (column %s): name each column by its species.",
+                     label, name_list(which(is.na(nms) | nms == ""), 5L)))
   if (anyDuplicated(nms))
     stop_arg(sprintf("%s names a species twice: %s.", label, name_list(unique(nms[duplicated(nms)]), 5L)))
   unknown <- setdiff(nms, species)

@@ -14,7 +14,7 @@
 #' @param x a summary returned by `summary()`.
 #' @param max_rows the number of rows of the table to print (the first
 #'   species' rows); `Inf` prints all of them.
-#' @param digits significant digits to print.
+#' @param digits significant digits to print, a whole number from 1 to 22.
 #' @param signif.stars whether to mark small p-values with stars, as
 #'   [printCoefmat()] does.
 #' @param ... not used.
@@ -57,6 +57,9 @@ print.summary.PLNfit_torch <- function(x, max_rows = 20L, digits = max(3L, getOp
                                        signif.stars = getOption("show.signif.stars"), ...) {
   if (!(is.numeric(max_rows) && length(max_rows) == 1L && !is.na(max_rows) && max_rows >= 1))
     stop_arg("`max_rows` must be a number >= 1 (Inf: every row); got ", describe_value(max_rows), ".")
+  if (!(is.numeric(digits) && length(digits) == 1L && !is.na(digits) && digits == round(digits) &&
+        digits >= 1 && digits <= 22))
+    stop_arg("`digits` must be a whole number from 1 to 22; got ", describe_value(digits), ".")
   cat(sprintf("Poisson log-normal fit (plntorch), %s covariance, %s\n", x$covariance,
               if (identical(x$status, "converged")) "converged" else paste("not converged:", x$status)))
   if (!is.null(x$call)) cat("Call: ", deparse1(x$call), "\n", sep = "")

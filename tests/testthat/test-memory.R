@@ -20,11 +20,13 @@ test_that("a fit larger than plntorch.max_memory stops before starting, naming t
   expect_match(msg, "options(plntorch.max_memory) allows 200 kB", fixed = TRUE)
   expect_match(msg, "dtype = 'float32'", fixed = TRUE)
   expect_match(msg, "optimizer = 'adam' (fewer arrays)", fixed = TRUE)
-  ## 44 arrays of 116 x 114 doubles (lbfgs, fused, on the CPU: see ?PLN, section Memory)
-  expect_equal(needed_mb(msg), 44 * 116 * 114 * 8 / 1e6, tolerance = 0.05)
-  ## float32 halves it; Adam holds fewer arrays, eager's lbfgs more (autograd)
+  ## 44 arrays of 116 x 114 doubles (lbfgs, fused, on the CPU: see ?PLN, section Memory) and
+  ## 22 of 114 x 114 (Sigma, Omega, their factors, the curvature's blocks, the copies out)
+  expect_equal(needed_mb(msg), (44 * 116 * 114 + 22 * 114^2) * 8 / 1e6, tolerance = 0.05)
+  ## float32 halves the n x p arrays (the p x p ones: 12 floats and 6 doubles per entry); Adam
+  ## holds fewer arrays, eager's lbfgs more (autograd)
   msg32 <- conditionMessage(expect_error(oaks_fit(dtype = "float32")))
-  expect_equal(needed_mb(msg32), needed_mb(msg) / 2, tolerance = 0.05)
+  expect_equal(needed_mb(msg32), (44 * 116 * 114 * 4 + 96 * 114^2) / 1e6, tolerance = 0.05)
   expect_no_match(msg32, "dtype = 'float32'", fixed = TRUE)
   msg_adam <- conditionMessage(expect_error(oaks_fit(backend = "eager", optimizer = "adam")))
   expect_lt(needed_mb(msg_adam), needed_mb(msg))
@@ -87,4 +89,23 @@ test_that("an allocation that fails during a CPU fit is a clear error, and the s
   expect_match(res$msg, "an allocation failed (LibTorch:", fixed = TRUE)
   expect_false(grepl("\n", res$msg, fixed = TRUE))
   expect_true(res$later)
+})
+
+test_that("the estimate counts the p x p matrices: few samples and many species are refused before the fit", {
+  ## n = 3, p = 1500: 18 MB per p x p matrix of doubles; the fit's engine peaks at ~300 MB (measured);
+  ## the estimate used to count only the n x p arrays (3.2 MB) and let the fit start
+  set.seed(1)
+  Y <- matrix(rpois(3 * 1500, 3), 3, 1500)
+  old <- options(plntorch.max_memory = 5e6)
+  on.exit(options(old))
+  msg <- conditionMessage(expect_error(PLN(Y ~ 1), "^not enough memory on cpu"))
+  expect_equal(needed_mb(msg), (44 * 3 * 1500 + 22 * 1500^2) * 8 / 1e6, tolerance = 0.05)
+  ## the advice is what shrinks p x p matrices, not Adam's fewer n x p arrays
+  expect_match(msg, "covariance = 'diagonal' (no p x p matrices)", fixed = TRUE)
+  expect_match(msg, "or fewer species$")
+  expect_no_match(msg, "optimizer = 'adam'", fixed = TRUE)
+  ## a diagonal covariance holds only the dense Sigma and Omega handed back (6 doubles per entry)
+  msg_diag <- conditionMessage(expect_error(PLN(Y ~ 1, control = PLN_param(covariance = "diagonal"))))
+  expect_equal(needed_mb(msg_diag), (44 * 3 * 1500 + 6 * 1500^2) * 8 / 1e6, tolerance = 0.05)
+  expect_no_match(msg_diag, "covariance = 'diagonal'", fixed = TRUE)
 })

@@ -41,7 +41,7 @@ test_that("plot(fit) errors name `type` and `from`", {
                "^`type` must be one of \"gap\", \"elbo\", \"correlation\", \"coefficients\"; got \"trace\"\\.$")
   expect_error(plot(fit, from = 1e6),
                sprintf("^`from` = 1e\\+06 is past the ELBO trace: it has %d steps", steps))
-  expect_error(plot(fit, from = "a"), "^`from` must be a single step number")
+  expect_error(plot(fit, from = "a"), "^`from` must be a single whole step number >= 0 \\(the trace's first step\\); got \"a\"\\.$")
 })
 
 test_that("PLNtorch$plotLogNegElbo(from = 1e6) is one error naming `from` and the steps, no warning", {
