@@ -396,11 +396,13 @@ covariance_params <- function(covariance, p) {
 ## PLN()'s Value). `control`: the PLN_param() of the fit, kept for $optimize() and $postTreatment().
 new_PLNfit_torch <- function(res, dat, ..., control = NULL) {
   if (!is.null(control) && is.list(control$init)) control$init <- "lm"
-  PLNfit_torch$new(pln_fit_fields(res, dat, ...), offsets = dat$O, w = dat$w, control = control)
+  PLNfit_torch$new(pln_fit_fields(res, dat, ..., rsquared = control$config_post$rsquared),
+                   offsets = dat$O, w = dat$w, control = control)
 }
 
-## The fields of a PLN fit, as a list.
-pln_fit_fields <- function(res, dat, ...) {
+## The fields of a PLN fit, as a list. `rsquared`: FALSE leaves R_squared NA
+## (config_post$rsquared); R^2 never errors (safe_rsquared()).
+pln_fit_fields <- function(res, dat, ..., rsquared = TRUE) {
   n <- nrow(dat$Y); p <- ncol(dat$Y); d <- ncol(dat$X)
   B <- res$B; M <- res$M; S2 <- res$S^2
   M_full <- dat$X %*% B + M
@@ -415,7 +417,7 @@ pln_fit_fields <- function(res, dat, ...) {
       list(sigma2 = res$cov_par[["sigma2"]], rho = res$cov_par[["rho"]]),
     var_par = list(M = M_full, S2 = S2, S = abs(res$S)), # J depends on S^2 only
     latent = latent, latent_pos = M, fitted = fitted,
-    responses = `dimnames<-`(dat$Y, dimnames(M)), R_squared = compute_rsquared(latent, dat),
+    responses = `dimnames<-`(dat$Y, dimnames(M)), R_squared = safe_rsquared(latent, dat, rsquared),
     loglik = NULL, loglik_vec = res$loglik_vec,
     nb_param = p * d + covariance_params(res$covariance, p),
     BIC = NULL, ICL = NULL, entropy = NULL, criteria = NULL,

@@ -1,0 +1,93 @@
+## Issue 22, third pass: post-treatments never lose a fit; uncertainty that cannot be estimated is
+## not printed as significant.
+
+## the R^2 of a fit with its null model fitted by glm(), species by species
+glm_rsquared <- function(fit, X, O) {
+  Y <- fit$responses
+  O <- matrix(O, nrow(Y), ncol(Y))
+  null <- sapply(seq_len(ncol(Y)), function(j)
+    suppressWarnings(stats::glm.fit(X, Y[, j], offset = O[, j], family = stats::poisson(),
+                                    control = stats::glm.control(epsilon = 1e-10, maxit = 100)))$fitted.values)
+  ll <- function(L) sum(ifelse(Y == 0, 0, Y * (L - O)) - exp(L))
+  (ll(fit$latent) - ll(log(null))) / (ll(log(Y)) - ll(log(null)))
+}
+
+test_that("R^2's null model agrees with glm() on poly(), ns(), POSIXct and offset-shifted designs", {
+  data(trichoptera, package = "plntorch", envir = environment())
+  tr <- trichoptera
+  tr$time <- as.POSIXct("2000-01-01", tz = "UTC") + 3 * 86400 * seq_len(nrow(tr))
+  tr$date <- as.Date(tr$time)
+  tr$T8 <- tr$Temperature * 1e8
+  off <- log(tr$Offset)
+  cases <- list(
+    list(~ poly(Temperature, 3) + offset(log(Offset)), ~ poly(Temperature, 3), off),
+    list(~ splines::ns(Temperature, 3), ~ splines::ns(Temperature, 3), 0),
+    list(~ time, ~ time, 0),
+    list(~ Temperature + offset(log(Offset) + 1000), ~ Temperature, off + 1000))
+  r2 <- numeric(0)
+  for (cs in cases) {
+    fit <- PLN(stats::update(cs[[1]], Abundance ~ .), data = tr)
+    X <- stats::model.matrix(cs[[2]], tr)
+    expect_true(is.finite(fit$R_squared), label = deparse(cs[[1]]))
+    expect_equal(fit$R_squared, glm_rsquared(fit, X, cs[[3]]), tolerance = 1e-6,
+                 label = deparse(cs[[1]]))
+    ## and the fitted means of the null model per species
+    null <- exp(plntorch:::null_model_poisson(fit$responses, X, matrix(cs[[3]], fit$n, fit$p), rep(1, fit$n)))
+    ref <- sapply(seq_len(fit$p), function(j)
+      suppressWarnings(stats::glm.fit(X, fit$responses[, j], offset = rep_len(cs[[3]], fit$n),
+                                      family = stats::poisson()))$fitted.values)
+    expect_equal(unname(null), unname(ref), tolerance = 1e-6)
+    r2 <- c(r2, fit$R_squared)
+  }
+  ## invariant to the covariates' scale and type, and to a shift of the offsets
+  fit_T <- PLN(Abundance ~ Temperature, data = tr)
+  fit_T8 <- PLN(Abundance ~ T8, data = tr)
+  expect_equal(fit_T8$R_squared, fit_T$R_squared, tolerance = 1e-6)
+  fit_date <- PLN(Abundance ~ date, data = tr)
+  expect_equal(fit_date$R_squared, r2[3], tolerance = 1e-6)
+  fit_off <- PLN(Abundance ~ Temperature + offset(log(Offset)), data = tr)
+  expect_equal(r2[4], fit_off$R_squared, tolerance = 1e-6)
+})
+
+test_that("R^2 never loses a fit: NA with one warning, or not computed when not asked for", {
+  data(trichoptera, package = "plntorch", envir = environment())
+  ## n = 1: the null model is the saturated one
+  one <- trichoptera[1, ]
+  one$Abundance <- one$Abundance[, one$Abundance[1, ] > 0, drop = FALSE]
+  expect_warning(f1 <- PLN(Abundance ~ 1, data = one),
+                 "R_squared is NA: with n = 1 sample")
+  expect_true(is.na(f1$R_squared))
+  expect_false(is.null(coef(f1)))
+  ## config_post = list(rsquared = FALSE): no R^2, no warning
+  f2 <- PLN(Abundance ~ poly(Temperature, 3) + offset(log(Offset)), data = trichoptera,
+            control = PLN_param(config_post = list(rsquared = FALSE)))
+  expect_true(is.na(f2$R_squared))
+  ## an error of the null model becomes NA with one warning
+  bad <- list(Y = f2$responses, X = matrix("x", f2$n, 2), O = f2$latent * 0, w = rep(1, f2$n))
+  expect_warning(r2 <- plntorch:::safe_rsquared(f2$latent, bad),
+                 "R_squared is NA: its null model .* could not be fitted")
+  expect_true(is.na(r2))
+})
+
+test_that("three continuous covariates on different scales: the fit and its R^2 survive", {
+  set.seed(22)
+  n <- 60; p <- 6
+  df <- data.frame(a = stats::rnorm(n, 1e4, 2e3), b = stats::runif(n, 0, 1e-3),
+                   c = stats::rnorm(n))
+  eta <- outer(1e-4 * (df$a - 1e4) + 1e3 * df$b + 0.3 * df$c, rep(1, p)) +
+    matrix(stats::rnorm(n * p, 1, 0.5), n, p)
+  df$Y <- matrix(stats::rpois(n * p, exp(eta)), n, p)
+  fit <- PLN(Y ~ a + b + c, data = df)
+  X <- stats::model.matrix(~ a + b + c, df)
+  expect_equal(fit$R_squared, glm_rsquared(fit, X, 0), tolerance = 1e-6)
+  expect_true(fit$R_squared > 0 && fit$R_squared < 1)
+})
+
+test_that("genpop refuses a C that is not positive semi-definite, naming C", {
+  C <- matrix(0.9, 3, 3); diag(C) <- 1; C[1, 3] <- C[3, 1] <- -0.9
+  expect_error(PLN_param(covariance = "genpop", C = C),
+               "`C` must be positive semi-definite .*smallest eigenvalue is -")
+  ## rounding is tolerated: a rank-deficient correlation matrix
+  v <- c(1, 1, -1); C0 <- outer(v, v)
+  expect_silent(PLN_param(covariance = "genpop", C = C0 + 1e-12))
+})
