@@ -229,6 +229,7 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
   dat <- md$dat
 
   if (is.list(control$init)) control$init <- residual_start(control$init, dat)
+  check_post_n(control$config_post, nrow(dat$Y), ncol(dat$X))  # before fitting: no fit is lost
   fit_engine <- fit_pln_engine(dat, control)
   warn_not_converged(fit_engine)
   fit <- new_PLNfit_torch(fit_engine, dat,

@@ -85,6 +85,8 @@ standard_error.PLNfit_torch <- function(object, type = c("sandwich", "variationa
 
 ## The stored post-treatment of `type`, or the cheap ones computed now.
 uncertainty <- function(object, type, full = FALSE) {
+  why <- uncertainty_n_problem(type, object$n, object$d)
+  if (!is.null(why)) stop_arg(sprintf("`type` = \"%s\": %s.", type, why))
   res <- object$uncertainty[[type]]
   if (!is.null(res) && !(full && type == "sandwich" && is.null(res$vcov_B))) return(res)
   switch(type,

@@ -91,3 +91,96 @@ test_that("genpop refuses a C that is not positive semi-definite, naming C", {
   v <- c(1, 1, -1); C0 <- outer(v, v)
   expect_silent(PLN_param(covariance = "genpop", C = C0 + 1e-12))
 })
+
+test_that("refits get the fit's design check: a level with one sample gives NA jackknife and bootstrap SEs, one warning", {
+  data(trichoptera, package = "plntorch", envir = environment())
+  tr <- trichoptera
+  tr$g <- factor(c("a", rep(c("b", "c"), 24)))
+  expect_warning(fj <- PLN(Abundance ~ g, data = tr,
+                           control = PLN_param(config_post = list(jackknife = TRUE))),
+                 "1 of the 49 jackknife refits have collinear covariates \\(e.g. without sample '1'.*jackknife standard errors are NA")
+  se <- standard_error(fj, "jackknife")
+  expect_true(all(is.na(se)))  # with treatment contrasts no coefficient is identified without 'a'
+  ## a level with two samples: each refit keeps one, every SE is finite and no warning
+  tr$h <- factor(c("a", "a", rep(c("b", "c"), length.out = 47)))
+  expect_silent(fh <- PLN(Abundance[, c("Hym", "Psy", "All")] ~ h, data = tr,
+                          control = PLN_param(config_post = list(jackknife = TRUE))))
+  expect_true(all(is.finite(standard_error(fh, "jackknife"))))
+  expect_true(max(standard_error(fh, "jackknife")) < 1e3)
+  ## the bootstrap: resamples that miss the level cannot estimate its coefficients
+  set.seed(1)
+  expect_warning(fb <- PLN(Abundance ~ g, data = tr,
+                           control = PLN_param(config_post = list(bootstrap = 8))),
+                 "of the 8 bootstrap refits have collinear covariates")
+  expect_true(all(is.na(standard_error(fb, "bootstrap")["gb", ])))
+  expect_false(is.null(coef(fb)))
+})
+
+test_that("too few samples for an estimator: an error naming it, before fitting; summary() shows NA, no stars", {
+  data(trichoptera, package = "plntorch", envir = environment())
+  one <- trichoptera[1, ]
+  one$Abundance <- one$Abundance[, one$Abundance[1, ] > 0, drop = FALSE]
+  expect_error(PLN(Abundance ~ 1, data = one, control = PLN_param(config_post = list(bootstrap = 10))),
+               "`config_post` asks for bootstrap: the bootstrap standard errors need at least 2 samples")
+  expect_error(PLN(Abundance[, c("Hym", "Psy", "All")] ~ 1, data = trichoptera[1:2, ],
+                   control = PLN_param(config_post = list(jackknife = TRUE))),
+               "`config_post` asks for jackknife: the jackknife standard errors need at least 3 samples")
+  f3 <- suppressWarnings(PLN(Abundance[, 1:5] ~ Temperature + Wind, data = trichoptera[1:3, ]))
+  for (type in c("sandwich", "variational"))
+    expect_error(standard_error(f3, type), sprintf("`type` = \"%s\": the %s standard errors need at least 4 samples", type, type))
+  expect_warning(s <- summary(f3), "need at least 4 samples.*The standard errors are NA")
+  expect_true(all(is.na(s$coefficients$`z value`)) && all(is.na(s$coefficients$`Pr(>|z|)`)))
+  out <- utils::capture.output(print(s))
+  expect_false(any(grepl("\\*", out)))
+})
+
+test_that("summary() shows no z value or stars for a zero or non-finite standard error", {
+  data(trichoptera, package = "plntorch", envir = environment())
+  fit <- PLN(Abundance[, 1:4] ~ Temperature, data = trichoptera,
+             control = PLN_param(config_post = list(variational_var = TRUE)))
+  u <- fit$uncertainty
+  u$variational$var_B[1, 1] <- 0
+  u$variational$var_B[2, 2] <- Inf
+  fit$uncertainty <- u
+  co <- summary(fit, type = "variational")$coefficients
+  expect_true(is.na(co$`z value`[1]) && is.na(co$`Pr(>|z|)`[1]))
+  expect_true(is.na(co$`z value`[4]) && is.na(co$`Pr(>|z|)`[4]))
+  expect_true(all(is.finite(co$`z value`[-c(1, 4)])))
+})
+
+test_that("variational SEs of coefficients with no finite estimate are NA, as the sandwich's (oaks ~ tree)", {
+  data(oaks, package = "plntorch", envir = environment())
+  fit <- PLN(Abundance ~ tree, data = oaks)
+  expect_warning(v <- standard_error(fit, "variational"), "their variational standard errors are NA")
+  expect_warning(s <- standard_error(fit), "their sandwich standard errors are NA")
+  expect_identical(is.na(v), is.na(s))
+  expect_lt(max(v, na.rm = TRUE), 10)   # was 4.9e35
+  ## and the scale of a covariate changes neither which nor how large (variational)
+  X <- fit$covariates
+  A <- as.matrix(fit$fitted)
+  r1 <- plntorch:::post_variational_B(X, A, rep(1, fit$n))
+  r2 <- plntorch:::post_variational_B(X %*% diag(c(1, 1e8, 1e-8)), A, rep(1, fit$n))
+  expect_identical(r1$ok, r2$ok)
+  expect_equal(r2$var[, r2$ok], r1$var[, r1$ok] * c(1, 1e-16, 1e16), tolerance = 1e-6)
+})
+
+test_that("coef(type = 'covariance') is Sigma; confint() gives the Wald intervals of B", {
+  data(trichoptera, package = "plntorch", envir = environment())
+  fit <- PLN(Abundance[, 1:4] ~ Temperature, data = trichoptera)
+  expect_identical(coef(fit, type = "covariance"), sigma(fit))
+  expect_identical(coef(fit), fit$model_par$B)
+  expect_error(coef(fit, type = "sigma"), "`type`")
+  ci <- confint(fit)
+  expect_identical(dim(ci), c(8L, 2L))
+  expect_identical(colnames(ci), c("2.5 %", "97.5 %"))
+  se <- as.vector(standard_error(fit))
+  expect_equal(unname(ci[, 2] - ci[, 1]), 2 * stats::qnorm(0.975) * se)
+  expect_equal(unname(rowMeans(ci)), as.vector(coef(fit)))
+  ci90 <- confint(fit, parm = "Hym_Temperature", level = 0.9, type = "variational")
+  expect_identical(rownames(ci90), "Hym_Temperature")
+  expect_equal(unname(ci90[1, 2] - ci90[1, 1]),
+               2 * stats::qnorm(0.95) * standard_error(fit, "variational")["Temperature", "Hym"])
+  expect_error(confint(fit, parm = "nope"), "`parm` names unknown coefficient")
+  expect_error(confint(fit, level = 2), "`level` must be a number between 0 and 1")
+  expect_error(confint(fit, type = "jackknife"), "this fit has no jackknife estimate")
+})
