@@ -114,6 +114,16 @@ test_that("refits get the fit's design check: a level with one sample gives NA j
                  "of the 8 bootstrap refits have collinear covariates")
   expect_true(all(is.na(standard_error(fb, "bootstrap")["gb", ])))
   expect_false(is.null(coef(fb)))
+  ## batched refits (batch = 3): the rank-deficient resamples are refitted alone; a covariate
+  ## they identify keeps a finite SE
+  set.seed(3)
+  expect_warning(fbb <- PLN(Abundance[, c("Hym", "Psy", "All")] ~ g + Temperature, data = tr,
+                            control = PLN_param(config_post = list(bootstrap = 6, batch = 3))),
+                 "bootstrap refits have collinear covariates")
+  se <- standard_error(fbb, "bootstrap")
+  expect_true(all(is.na(se[c("(Intercept)", "gb", "gc"), ])))
+  expect_true(all(is.finite(se["Temperature", ]) & se["Temperature", ] > 0))
+  expect_equal(sum(fbb$uncertainty$bootstrap$status), 6)
 })
 
 test_that("too few samples for an estimator: an error naming it, before fitting; summary() shows NA, no stars", {
