@@ -11,7 +11,8 @@
 ## fits it, to glm()'s own precision (1e-8, at most 25 iterations), so the null model is its
 ## maximum and R^2 is a little smaller. Cost: with an intercept only, the null model is in closed
 ## form (one pass over the data); else per IRLS iteration one weighted least-squares solve per
-## species (a pivoted QR of an n x d matrix, as glm.fit()).
+## species (a pivoted QR of an n x d matrix, as glm.fit(); microcosm ~ site, 880 x 259 and 4
+## covariate columns: 0.5 s of CPU).
 compute_rsquared <- function(latent, dat) {
   Y <- dat$Y; w <- dat$w; O <- dat$O
   poisson_loglik <- function(L) {
