@@ -232,6 +232,7 @@ PLN <- function(formula, data, subset, weights, control = PLN_param()) {
   dat <- md$dat
 
   if (is.list(control$init)) control$init <- residual_start(control$init, dat)
+  check_post_n(control$config_post, nrow(dat$Y), ncol(dat$X))  # before fitting: no fit is lost
   fit_engine <- fit_pln_engine(dat, control)
   warn_not_converged(fit_engine)
   fit <- new_PLNfit_torch(fit_engine, dat,
@@ -417,11 +418,13 @@ covariance_params <- function(covariance, p) {
 ## PLN()'s Value). `control`: the PLN_param() of the fit, kept for $optimize() and $postTreatment().
 new_PLNfit_torch <- function(res, dat, ..., control = NULL) {
   if (!is.null(control) && is.list(control$init)) control$init <- "lm"
-  PLNfit_torch$new(pln_fit_fields(res, dat, ...), offsets = dat$O, w = dat$w, control = control)
+  PLNfit_torch$new(pln_fit_fields(res, dat, ..., rsquared = control$config_post$rsquared),
+                   offsets = dat$O, w = dat$w, control = control)
 }
 
-## The fields of a PLN fit, as a list.
-pln_fit_fields <- function(res, dat, ...) {
+## The fields of a PLN fit, as a list. `rsquared`: FALSE leaves R_squared NA
+## (config_post$rsquared); R^2 never errors (safe_rsquared()).
+pln_fit_fields <- function(res, dat, ..., rsquared = TRUE) {
   n <- nrow(dat$Y); p <- ncol(dat$Y); d <- ncol(dat$X)
   B <- res$B; M <- res$M; S2 <- res$S^2
   M_full <- dat$X %*% B + M
@@ -436,7 +439,7 @@ pln_fit_fields <- function(res, dat, ...) {
       list(sigma2 = res$cov_par[["sigma2"]], rho = res$cov_par[["rho"]]),
     var_par = list(M = M_full, S2 = S2, S = abs(res$S)), # J depends on S^2 only
     latent = latent, latent_pos = M, fitted = fitted,
-    responses = `dimnames<-`(dat$Y, dimnames(M)), R_squared = compute_rsquared(latent, dat),
+    responses = `dimnames<-`(dat$Y, dimnames(M)), R_squared = safe_rsquared(latent, dat, rsquared),
     loglik = NULL, loglik_vec = res$loglik_vec,
     nb_param = p * d + covariance_params(res$covariance, p),
     BIC = NULL, ICL = NULL, entropy = NULL, criteria = NULL,

@@ -6,7 +6,8 @@
 #' @param ... not used.
 #' @return
 #' * `coef()`: the d x p matrix B of regression coefficients (covariates in rows,
-#'   species in columns);
+#'   species in columns), or with `type = "covariance"` the p x p Sigma (as
+#'   PLNmodels' `coef()`); see [confint.PLNfit_torch()] for their intervals;
 #' * `sigma()`: the p x p covariance matrix Sigma of the latent layer;
 #' * `fitted()`: the n x p matrix of fitted counts exp(O + X B + M + S2 / 2),
 #'   PLNmodels' `fitted()` (see also [residuals.PLNfit_torch()]);
@@ -72,8 +73,73 @@ print.PLNfit_torch <- function(x, ...) {
 }
 
 #' @rdname PLNfit_torch-methods
+#' @param type for `coef()`, as in PLNmodels: `"main"` (default), the d x p
+#'   matrix B of regression coefficients; `"covariance"`, the p x p covariance
+#'   matrix Sigma of the latent layer (as `sigma()`).
 #' @export
-coef.PLNfit_torch <- function(object, ...) object$model_par$B
+coef.PLNfit_torch <- function(object, type = c("main", "covariance"), ...) {
+  type <- check_choice(type[1L], "type", c("main", "covariance"))
+  if (type == "covariance") object$model_par$Sigma else object$model_par$B
+}
+
+#' Confidence intervals for the coefficients of a PLN fit
+#'
+#' Wald intervals of the regression coefficients B, estimate +- qnorm((1 +
+#' level) / 2) standard errors, from [standard_error()].
+#'
+#' @param object a fit returned by [PLN()].
+#' @param parm the coefficients: names of vec(B) as [vcov.PLNfit_torch()]
+#'   names them (`"species_covariate"`), or their numbers (species-major: the
+#'   d coefficients of the first species, then those of the second...);
+#'   default all.
+#' @param level the confidence level, in (0, 1).
+#' @param type the standard errors (see [standard_error()]): `"sandwich"`
+#'   (default), `"variational"`, `"jackknife"` or `"bootstrap"` (the last two
+#'   only when computed at fitting time).
+#' @param ... not used.
+#' @return A (p d) x 2 matrix, one row per coefficient (named
+#'   `"species_covariate"`), columns the lower and upper limits labelled as
+#'   [stats::confint()] labels them (`"2.5 %"`, `"97.5 %"`). Coefficients whose
+#'   standard error cannot be estimated (see [standard_error()]) have `NA`
+#'   limits; an estimator that cannot be computed for the fit (too few
+#'   samples, a jackknife or bootstrap not run) is an error naming it.
+#' @importFrom stats confint
+#' @export
+#' @examples
+#' fit <- PLN(Abundance ~ tree + offset(log(Offset)), data = oaks)
+#' ci <- confint(fit)
+#' head(ci)
+#' confint(fit, parm = c("Microsphaera_alphitoides_(Intercept)"), level = 0.9)
+confint.PLNfit_torch <- function(object, parm, level = 0.95,
+                                 type = c("sandwich", "variational", "jackknife", "bootstrap"), ...) {
+  if (!is.numeric(level) || length(level) != 1L || is.na(level) || level <= 0 || level >= 1)
+    stop_arg("`level` must be a number between 0 and 1; got ", describe_value(level), ".")
+  type <- check_choice(type[1L], "type", c("sandwich", "variational", "jackknife", "bootstrap"))
+  B <- object$model_par$B
+  nms <- vec_names(B)
+  if (missing(parm)) {
+    idx <- seq_along(nms)
+  } else if (is.character(parm) && !anyNA(parm)) {
+    idx <- match(parm, nms)
+    if (anyNA(idx))
+      stop_arg(sprintf("`parm` names unknown coefficient(s) %s; names are \"species_covariate\", e.g. \"%s\".",
+                       name_list(parm[is.na(idx)]), nms[1L]))
+  } else if (is.numeric(parm) && !anyNA(parm) && all(parm == round(parm)) && all(parm >= 1) &&
+             all(parm <= length(nms))) {
+    idx <- as.integer(parm)
+  } else {
+    stop_arg(sprintf("`parm` must be coefficient names (\"species_covariate\") or numbers in 1..%d; got %s.",
+                     length(nms), describe_value(parm)))
+  }
+  se <- as.vector(standard_error(object, type = type))[idx]
+  a <- (1 - level) / 2
+  q <- stats::qnorm(1 - a)
+  est <- as.vector(B)[idx]
+  ci <- cbind(est - q * se, est + q * se)
+  pct <- paste(format(100 * c(a, 1 - a), trim = TRUE, scientific = FALSE, digits = 3), "%")
+  dimnames(ci) <- list(nms[idx], pct)
+  ci
+}
 
 #' @rdname PLNfit_torch-methods
 #' @export

@@ -29,6 +29,10 @@ pca_poisson_engine <- function(Y, O, X, w, fits, control) {
     .Call(`_plntorch_pca_poisson_engine`, Y, O, X, w, fits, control)
 }
 
+post_separated_B <- function(Y_, X_, A_, w_) {
+    .Call(`_plntorch_post_separated_B`, Y_, X_, A_, w_)
+}
+
 post_variational_B <- function(X_, A_, w_) {
     .Call(`_plntorch_post_variational_B`, X_, A_, w_)
 }

@@ -321,6 +321,13 @@ check_structure_matrix <- function(x, arg, needed, structure) {
     stop_arg(sprintf("`%s` must be symmetric.", arg))
   if (arg == "C" && (any(abs(diag(x) - 1) > 1e-8) || any(abs(x) > 1 + 1e-8)))
     stop_arg("`C` must be a correlation matrix: ones on its diagonal, entries in [-1, 1].")
+  if (arg == "C") {
+    ## a correlation matrix is positive semi-definite; allow for rounding (C's diagonal is 1)
+    lmin <- min(eigen(x, symmetric = TRUE, only.values = TRUE)$values)
+    if (lmin < -1e-8 * nrow(x))
+      stop_arg(sprintf("`C` must be positive semi-definite (a correlation matrix); its smallest eigenvalue is %s.",
+                       format(signif(lmin, 3))))
+  }
   if (arg == "Omega" && min(eigen(x, symmetric = TRUE, only.values = TRUE)$values) <= 0)
     stop_arg("`Omega` must be positive definite (a precision matrix).")
   storage.mode(x) <- "double"

@@ -146,7 +146,7 @@ PLNfit_torch <- R6::R6Class(
       warn_not_converged(res)
       f <- private$.f
       keep <- c("call", "formula", "terms", "xlevels", "contrasts")
-      private$.f <- c(pln_fit_fields(res, dat), f[keep],
+      private$.f <- c(pln_fit_fields(res, dat, rsquared = control$config_post$rsquared), f[keep],
                       list(weights = weights, covariates = dat$X))
       private$offsets <- dat$O
       private$w <- dat$w

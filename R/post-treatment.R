@@ -73,6 +73,7 @@ format_config_post <- function(x) {
 post_treatment <- function(fit, dat, control) {
   cfg <- control$config_post
   if (is.null(cfg)) cfg <- check_config_post(list())
+  check_post_n(cfg, nrow(dat$Y), ncol(dat$X))
   if (cfg$variational_var) fit <- store_variance(fit, "variational", variance_variational(fit))
   if (cfg$sandwich_var) fit <- store_variance(fit, "sandwich", variance_sandwich(fit))
   if (cfg$jackknife) fit <- store_variance(fit, "jackknife", variance_jackknife(fit, dat, control))
@@ -87,6 +88,70 @@ store_variance <- function(fit, type, res) {
   if (is.null(fit$uncertainty)) fit$uncertainty <- list()
   fit$uncertainty[[type]] <- res
   fit
+}
+
+## The fewest samples each estimator of the uncertainty of B needs with d covariate columns: more
+## samples than coefficients per species (n > d; with n <= d the fit interpolates and the
+## "information" is the prior's), and for the jackknife refits of n - 1 samples that are so too.
+## Returns why n is too small, or NULL.
+uncertainty_n_problem <- function(type, n, d) {
+  need <- switch(type, sandwich = , variational = d + 1L, jackknife = max(3L, d + 2L),
+                 bootstrap = max(2L, d + 1L))
+  if (n >= need) return(NULL)
+  sprintf("the %s standard errors need at least %d samples with %d covariate column(s)%s; the fit has %d",
+          type, need, d, if (type == "jackknife") " (each refit leaves one out)" else "", n)
+}
+
+## config_post's estimators against the number of samples: an error naming the estimator, raised
+## by PLN() before fitting (so that no fit is lost) and by $postTreatment().
+check_post_n <- function(cfg, n, d) {
+  if (is.null(cfg)) return(invisible(TRUE))
+  asked <- c(variational = isTRUE(cfg$variational_var), sandwich = isTRUE(cfg$sandwich_var),
+             jackknife = isTRUE(cfg$jackknife), bootstrap = isTRUE(cfg$bootstrap > 0L))
+  for (type in names(asked)[asked]) {
+    why <- uncertainty_n_problem(type, n, d)
+    if (!is.null(why))
+      stop_arg(sprintf("`config_post` asks for %s: %s.",
+                       switch(type, variational = "variational_var", sandwich = "sandwich_var",
+                              jackknife = "jackknife", bootstrap = "bootstrap"), why))
+  }
+  invisible(TRUE)
+}
+
+## Coefficients of B with no finite estimate in the fit (d x p logical; see post_separated_B()).
+separated_coefs <- function(fit, dat = post_data(fit)) {
+  na <- post_separated_B(dat$Y, dat$X, as_double_matrix(fit$fitted), dat$w)
+  dimnames(na) <- dimnames(fit$model_par$B)
+  na
+}
+
+## One warning for the NA standard errors of B of `type`: `sep` the coefficients with no finite
+## estimate (d x p logical), `extra` further reasons (sentences).
+warn_na_se <- function(type, sep = NULL, extra = NULL) {
+  msg <- extra
+  if (!is.null(sep) && any(sep)) {
+    k <- which(sep, arr.ind = TRUE)
+    msg <- c(msg, sprintf(paste0(
+      "%d coefficient(s) of B have no finite estimate (e.g. %s for %s: a species absent from ",
+      "every sample of a level, whose coefficient drifts towards -Inf; see ?PLN, \"Convergence\")"),
+      nrow(k), rownames(sep)[k[1L, 1L]], colnames(sep)[k[1L, 2L]]))
+  }
+  if (length(msg))
+    warning(paste(msg, collapse = "; "), sprintf(": their %s standard errors are NA.", type),
+            call. = FALSE)
+}
+
+## The coefficients (of a design X) that are not identified: those loading on the null space of
+## X (on unit-norm columns, so that the scale of a covariate changes nothing); NULL when X has
+## full rank, by the same check as the fit's (qr(), check_pln_data()).
+unidentified_coefs <- function(X) {
+  qx <- qr(X)
+  if (qx$rank == ncol(X)) return(NULL)
+  s <- sqrt(colSums(X * X))
+  s[!(s > 0)] <- 1
+  sv <- svd(sweep(X, 2L, s, "/"), nu = 0L, nv = ncol(X))
+  null <- sv$v[, (qx$rank + 1L):ncol(X), drop = FALSE]
+  list(unidentified = rowSums(null * null) > 1e-8, keep = sort(qx$pivot[seq_len(qx$rank)]))
 }
 
 ## The data the post-treatments need, stored in the fit by PLN().
@@ -105,9 +170,13 @@ variance_variational <- function(fit) {
   t0 <- proc.time()[["elapsed"]]
   dat <- post_data(fit)
   res <- post_variational_B(dat$X, as_double_matrix(fit$fitted), dat$w)
-  if (!all(res$ok))
-    warning(sprintf("the variational information of %d species is not positive definite (e.g. %s): their standard errors are NA.",
-                    sum(!res$ok), colnames(fit$model_par$B)[!res$ok][1L]), call. = FALSE)
+  sep <- separated_coefs(fit, dat)
+  sep[, !res$ok] <- FALSE
+  warn_na_se("variational", sep, if (!all(res$ok))
+    sprintf("the variational information of %d species is singular or not positive definite (e.g. %s)",
+            sum(!res$ok), colnames(fit$model_par$B)[!res$ok][1L]))
+  res$var[sep] <- NA_real_
+  res$blocks <- na_blocks(res$blocks, sep)
   dimnames(res$var) <- dimnames(fit$model_par$B)
   Omega <- fit$model_par$Omega
   var_Omega <- if (!identical(fit$vcov_model, "fixed")) {
@@ -135,14 +204,7 @@ variance_sandwich <- function(fit, full = NULL) {
     error = function(e) stop_arg("the sandwich variance of B could not be computed: ",
                                  conditionMessage(e), "."))
   dimnames(res$var) <- dimnames(fit$model_par$B)
-  if (anyNA(res$var)) {
-    k <- which(is.na(res$var), arr.ind = TRUE)
-    warning(sprintf(paste0(
-      "%d coefficient(s) of B have no finite estimate (e.g. %s for %s: a species absent from ",
-      "every sample of a level, whose coefficient drifts towards -Inf; see ?PLN, ",
-      "\"Convergence\"): their sandwich standard errors are NA."), nrow(k), rownames(res$var)[k[1L, 1L]],
-      colnames(res$var)[k[1L, 2L]]), call. = FALSE)
-  }
+  if (anyNA(res$var)) warn_na_se("sandwich", is.na(res$var))
   if (full) dimnames(res$vcov) <- rep(list(vec_names(fit$model_par$B)), 2L)
   list(var_B = res$var, vcov_B = res$vcov, var_Omega = NULL,
        seconds = proc.time()[["elapsed"]] - t0)
@@ -165,10 +227,9 @@ check_sandwich_size <- function(pd, n) {
 ## (n - 1) (mean - B), as PLNmodels; of Omega likewise.
 variance_jackknife <- function(fit, dat, control) {
   n <- nrow(dat$Y)
-  if (n < 3L) stop_arg("the jackknife needs at least 3 samples; the fit has ", n, ".")
   res <- refit_resamples(fit, dat, control, lapply(seq_len(n), function(i) {
     rows <- seq_len(n)[-i]
-    list(rows = rows, w = dat$w[rows])
+    list(rows = rows, w = dat$w[rows], label = sprintf("without sample %s", sample_label(dat, i)))
   }), scale = (n - 1) / n, what = "jackknife")
   res$bias_B <- (n - 1) * (res$mean_B - fit$model_par$B)
   res$bias_Omega <- (n - 1) * (res$mean_Omega - fit$model_par$Omega)
@@ -183,7 +244,7 @@ variance_bootstrap <- function(fit, dat, control, R) {
   draws <- lapply(seq_len(R), function(r) {
     k <- as.vector(stats::rmultinom(1L, n, rep(1 / n, n)))
     rows <- which(k > 0)
-    list(rows = rows, w = dat$w[rows] * k[rows])
+    list(rows = rows, w = dat$w[rows] * k[rows], label = sprintf("resample %d", r))
   })
   refit_resamples(fit, dat, control, draws, scale = 1 / R, what = "bootstrap")
 }
@@ -197,15 +258,57 @@ refit_resamples <- function(fit, dat, control, resamples, scale, what) {
   t0 <- proc.time()[["elapsed"]]
   B <- fit$model_par$B; Omega <- fit$model_par$Omega
   R <- length(resamples)
+  d <- nrow(B)
   batch <- resolve_refit_batch(control)
-  out <- if (identical(batch, 0L)) refit_sequential(fit, dat, control, resamples, what)
-         else refit_batched(fit, dat, control, resamples, what, batch)
+  ## the refits' designs get the fit's check: a resample whose X is rank-deficient is refitted
+  ## on the columns it identifies, and the coefficients it cannot identify are NA in it (so
+  ## their variance is NA)
+  for (r in seq_len(R))
+    resamples[[r]]$design <- unidentified_coefs(dat$X[resamples[[r]]$rows, , drop = FALSE])
+  deficient <- vapply(resamples, function(rs) !is.null(rs$design), logical(1))
+  out <- if (identical(batch, 0L) || all(deficient)) {
+    refit_sequential(fit, dat, control, resamples, what)
+  } else {
+    o1 <- refit_batched(fit, dat, control, resamples[!deficient], what, batch)
+    if (any(deficient)) {
+      o2 <- refit_sequential(fit, dat, control, resamples[deficient], what)
+      Bs <- matrix(0, length(B), R)
+      Bs[, !deficient] <- o1$Bs
+      Bs[, deficient] <- o2$Bs
+      status <- character(R); status[!deficient] <- o1$status; status[deficient] <- o2$status
+      steps <- integer(R); steps[!deficient] <- o1$steps; steps[deficient] <- o2$steps
+      o1 <- list(Bs = Bs, dev_sum = o1$dev_sum + o2$dev_sum, dev_sq = o1$dev_sq + o2$dev_sq,
+                 status = status, steps = steps, batch = o1$batch)
+    }
+    o1
+  }
   status <- out$status
   if (any(status != "converged"))
     warning(sprintf("%d of the %d %s refits did not converge (%s): their estimates enter the variance as they are.",
                     sum(status != "converged"), R, what, name_list(unique(status[status != "converged"]))),
             call. = FALSE)
-  mom <- post_resample_moments(out$Bs, nrow(B), scale)
+  unident <- matrix(FALSE, d, ncol(B), dimnames = dimnames(B))
+  for (r in which(deficient)) {
+    u <- resamples[[r]]$design$unidentified
+    unident[u, ] <- TRUE
+    out$Bs[rep(u, ncol(B)), r] <- NA_real_
+  }
+  sep <- separated_coefs(fit, dat)
+  if (any(deficient)) {
+    first <- resamples[[which(deficient)[1L]]]
+    extra <- sprintf(paste0(
+      "%d of the %d %s refits have collinear covariates (e.g. %s: %s %s then a linear ",
+      "combination of the others), as the fit's check would refuse; they cannot estimate %s"),
+      sum(deficient), R, what, if (!is.null(first$label)) first$label else "one",
+      name_list(rownames(B)[first$design$unidentified]),
+      if (sum(first$design$unidentified) == 1L) "is" else "are",
+      name_list(rownames(B)[rowSums(unident) > 0]))
+  } else extra <- NULL
+  warn_na_se(what, sep & !unident, extra)
+  mom <- post_resample_moments(out$Bs, d, scale)
+  na <- sep | unident
+  mom$var[na] <- NA_real_
+  mom$blocks <- na_blocks(mom$blocks, na)
   mean_dev <- out$dev_sum / R
   var_Omega <- scale * (out$dev_sq - R * mean_dev * mean_dev)
   dimnames(mom$mean) <- dimnames(mom$var) <- dimnames(B)
@@ -250,15 +353,19 @@ refit_sequential <- function(fit, dat, control, resamples, what) {
   start_M <- as_double_matrix(fit$latent_pos); start_S <- as_double_matrix(fit$var_par$S)
   for (r in seq_len(R)) {
     rows <- resamples[[r]]$rows
+    ## a rank-deficient design: the columns its QR keeps (the others' coefficients are NA)
+    keep <- if (is.null(resamples[[r]]$design)) seq_len(nrow(B)) else resamples[[r]]$design$keep
     d_r <- list(Y = dat$Y[rows, , drop = FALSE], O = dat$O[rows, , drop = FALSE],
-                X = dat$X[rows, , drop = FALSE], w = resamples[[r]]$w,
+                X = dat$X[rows, keep, drop = FALSE], w = resamples[[r]]$w,
                 names = list(samples = dat$names$samples[rows], species = dat$names$species,
-                             covariates = dat$names$covariates))
-    ctrl$init <- list(B = as_double_matrix(B), M = start_M[rows, , drop = FALSE],
-                      S = start_S[rows, , drop = FALSE])
+                             covariates = dat$names$covariates[keep]))
+    ctrl$init <- list(B = as_double_matrix(B[keep, , drop = FALSE]),
+                      M = start_M[rows, , drop = FALSE], S = start_S[rows, , drop = FALSE])
     res <- tryCatch(fit_pln_engine(d_r, ctrl), error = function(e)
       stop_arg(sprintf("the %s refit %d of %d failed: %s", what, r, R, conditionMessage(e))))
-    Bs[, r] <- res$B
+    B_r <- matrix(NA_real_, nrow(B), ncol(B))
+    B_r[keep, ] <- res$B
+    Bs[, r] <- B_r
     dev <- res$Omega - Omega
     dev_sum <- dev_sum + dev
     dev_sq <- dev_sq + dev * dev
@@ -289,6 +396,23 @@ refit_batched <- function(fit, dat, control, resamples, what, batch) {
     error = function(e) stop_arg(sprintf("the %s refits failed: %s", what, conditionMessage(e))))
   list(Bs = res$B, dev_sum = res$Omega_dev_sum, dev_sq = res$Omega_dev_sq,
        status = res$status, steps = as.integer(res$steps), batch = as.integer(res$batch))
+}
+
+## d x d x p blocks with the rows and columns of the NA coefficients (d x p logical) set to NA.
+na_blocks <- function(blocks, na) {
+  for (j in which(colSums(na) > 0)) {
+    k <- which(na[, j])
+    blocks[k, , j] <- NA_real_
+    blocks[, k, j] <- NA_real_
+  }
+  blocks
+}
+
+## A sample's name (else its number), for messages.
+sample_label <- function(dat, i) {
+  nm <- dat$names$samples
+  if (!is.null(nm) && length(nm) >= i && !is.na(nm[i]) && nzchar(nm[i])) sprintf("'%s'", nm[i])
+  else as.character(i)
 }
 
 name_blocks <- function(blocks, B) {

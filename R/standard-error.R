@@ -46,7 +46,20 @@
 #'   reports numbers of any sign there). Such coefficients (those loading on a
 #'   direction of the species' coefficients that no positive count sees and
 #'   whose information is near zero) get the sandwich standard error `NA`, with
-#'   a warning; the others are computed without them.
+#'   a warning; the others are computed without them. The variational,
+#'   jackknife and bootstrap standard errors of these coefficients are `NA`
+#'   too, by the same rule, and so are the variational ones of a species whose
+#'   information is singular or not positive definite (whatever the scale of
+#'   the covariates).
+#'
+#'   Uncertainty that cannot be estimated is `NA`, never a small number: each
+#'   estimator needs more samples than covariate columns (n > d; the jackknife
+#'   n >= max(3, d + 2), as its refits leave one sample out), else
+#'   `standard_error()` is an error naming it (and `PLN()` refuses such a
+#'   `config_post` before fitting). A jackknife or bootstrap refit whose
+#'   design is rank-deficient (a level of a factor left out) gets the fit's
+#'   check: it is refitted on the columns it identifies, and the coefficients
+#'   it cannot identify get the standard error `NA`, with one warning.
 #' @return A matrix of standard errors of the shape of B (d x p, with the
 #'   dimnames of `coef(object)`), or of Omega (p x p).
 #' @seealso [vcov.PLNfit_torch()] for the covariance matrices, [summary.PLNfit_torch()]
@@ -85,6 +98,8 @@ standard_error.PLNfit_torch <- function(object, type = c("sandwich", "variationa
 
 ## The stored post-treatment of `type`, or the cheap ones computed now.
 uncertainty <- function(object, type, full = FALSE) {
+  why <- uncertainty_n_problem(type, object$n, object$d)
+  if (!is.null(why)) stop_arg(sprintf("`type` = \"%s\": %s.", type, why))
   res <- object$uncertainty[[type]]
   if (!is.null(res) && !(full && type == "sandwich" && is.null(res$vcov_B))) return(res)
   switch(type,

@@ -24,6 +24,11 @@
 #'   `Pr(>|z|)`, p d rows, species-major), `criteria` (`nb_param`, `loglik`,
 #'   `BIC`, `ICL`), `n`, `p`, `d`, `covariance`, `status`. `print()`: `x`,
 #'   invisibly.
+#'
+#'   Rows whose standard error cannot be estimated (`NA`, with a warning from
+#'   [standard_error()]: a coefficient with no finite estimate, a singular
+#'   information, too few samples for the estimator), or is not a positive
+#'   finite number, have the z value and p-value `NA`, and no stars.
 #' @export
 #' @examples
 #' fit <- PLN(Abundance ~ tree + offset(log(Offset)), data = oaks)
@@ -39,8 +44,16 @@ summary.PLNfit_torch <- function(object, type = NULL, ...) {
   }
   type <- check_choice(type, "type", types)
   B <- object$model_par$B
-  se <- standard_error(object, type = type)
-  z <- as.vector(B) / as.vector(se)
+  ## a summary never errors after the fit: standard errors that cannot be computed are NA
+  se <- tryCatch(standard_error(object, type = type), error = function(e) {
+    warning(conditionMessage(e), " The standard errors are NA.", call. = FALSE)
+    matrix(NA_real_, nrow(B), ncol(B), dimnames = dimnames(B))
+  })
+  ## no z value (nor p-value, nor stars) where the standard error is NA, not finite or not
+  ## positive, nor where the estimate is not finite
+  se <- as.vector(se)
+  ok <- is.finite(se) & se > 0 & is.finite(as.vector(B))
+  z <- ifelse(ok, as.vector(B) / se, NA_real_)
   coefs <- data.frame(
     species = rep(colnames(B), each = nrow(B)), covariate = rep(rownames(B), ncol(B)),
     Estimate = as.vector(B), `Std. Error` = as.vector(se), `z value` = z,

@@ -130,6 +130,19 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// post_separated_B
+Rcpp::LogicalMatrix post_separated_B(SEXP Y_, SEXP X_, SEXP A_, SEXP w_);
+RcppExport SEXP _plntorch_post_separated_B(SEXP Y_SEXP, SEXP X_SEXP, SEXP A_SEXP, SEXP w_SEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::traits::input_parameter< SEXP >::type Y_(Y_SEXP);
+    Rcpp::traits::input_parameter< SEXP >::type X_(X_SEXP);
+    Rcpp::traits::input_parameter< SEXP >::type A_(A_SEXP);
+    Rcpp::traits::input_parameter< SEXP >::type w_(w_SEXP);
+    rcpp_result_gen = Rcpp::wrap(post_separated_B(Y_, X_, A_, w_));
+    return rcpp_result_gen;
+END_RCPP
+}
 // post_variational_B
 Rcpp::List post_variational_B(SEXP X_, SEXP A_, SEXP w_);
 RcppExport SEXP _plntorch_post_variational_B(SEXP X_SEXP, SEXP A_SEXP, SEXP w_SEXP) {
@@ -199,6 +212,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_plntorch_pca_objective_engine", (DL_FUNC) &_plntorch_pca_objective_engine, 10},
     {"_plntorch_pca_start_engine", (DL_FUNC) &_plntorch_pca_start_engine, 7},
     {"_plntorch_pca_poisson_engine", (DL_FUNC) &_plntorch_pca_poisson_engine, 6},
+    {"_plntorch_post_separated_B", (DL_FUNC) &_plntorch_post_separated_B, 4},
     {"_plntorch_post_variational_B", (DL_FUNC) &_plntorch_post_variational_B, 3},
     {"_plntorch_post_sandwich_B", (DL_FUNC) &_plntorch_post_sandwich_B, 8},
     {"_plntorch_post_resample_moments", (DL_FUNC) &_plntorch_post_resample_moments, 3},

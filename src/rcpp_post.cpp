@@ -43,9 +43,56 @@ Rcpp::NumericVector new_blocks(Index d, Index p) {
 
 }  // namespace
 
+// Coefficients of B with no finite estimate (d x p logical): a species absent from every sample
+// where x_i' v != 0, for some direction v of its coefficients (a level of a factor), has no finite
+// optimum along v; the fit drifts there until A ~ 0 (see ?PLN, "Convergence"). Such a direction
+// has a generalised eigenvalue of the information block X' diag(w A_j) X against its reference
+// mean(A_j) X' W X near 0 and no positive count on its support: the coefficients loading on it
+// (in the scale-free coordinates of X' W X) are marked. The sandwich marks them by the same rule on
+// its own bread (post_sandwich_B()).
+// [[Rcpp::export(rng = false)]]
+Rcpp::LogicalMatrix post_separated_B(SEXP Y_, SEXP X_, SEXP A_, SEXP w_) {
+  const MapMat Y = map_matrix(Y_, "Y");
+  const MapMat X = map_matrix(X_, "X");
+  const MapMat A = map_matrix(A_, "A");
+  const Index n = X.rows(), d = X.cols(), p = A.cols();
+  if (A.rows() != n || Y.rows() != n || Y.cols() != p)
+    Rcpp::stop("dimensions of Y, X and A do not match");
+  const MapVec w = map_vector(w_, "w", n);
+  Rcpp::LogicalMatrix na(static_cast<int>(d), static_cast<int>(p));
+  std::fill(na.begin(), na.end(), 0);
+  const MatrixXd XtWX = X.transpose() * (X.array().colwise() * w.array()).matrix();
+  const VectorXd xscale = XtWX.diagonal().cwiseSqrt();
+  const double sw = w.sum();
+  for (Index j = 0; j < p; ++j) {
+    const double mean_a = (w.array() * A.col(j).array()).sum() / sw;
+    if (!(mean_a > 0) || !std::isfinite(mean_a)) continue;
+    const MatrixXd info = X.transpose() * (X.array().colwise() * (w.array() * A.col(j).array())).matrix();
+    Eigen::GeneralizedSelfAdjointEigenSolver<MatrixXd> ges(info, mean_a * XtWX);
+    if (ges.info() != Eigen::Success) continue;
+    for (Index e = 0; e < d && ges.eigenvalues()[e] < 1e-3; ++e) {
+      const VectorXd v = ges.eigenvectors().col(e);
+      const VectorXd xv = X * v;
+      double on_counts = 0.0, all = 0.0;
+      for (Index i = 0; i < n; ++i) {
+        all += w[i] * std::abs(xv[i]);
+        if (Y(i, j) > 0) on_counts += w[i] * std::abs(xv[i]);
+      }
+      if (!(on_counts <= 1e-6 * all)) continue;
+      const VectorXd u = v.cwiseProduct(xscale);
+      const double un = u.squaredNorm();
+      for (Index k = 0; k < d; ++k)
+        if (u[k] * u[k] > 1e-6 * un) na(static_cast<int>(k), static_cast<int>(j)) = 1;
+    }
+  }
+  return na;
+}
+
 // Variational variance of B: per species j the inverse of the information block
 // X' diag(w * A[, j]) X (the Hessian of the ELBO in B[, j] at fixed M, S). Returns the d x d x p
-// blocks and their diagonals (d x p); a block that is not positive definite gives NA.
+// blocks and their diagonals (d x p); a block that is not positive definite, or singular (a
+// Cholesky pivot of its correlation form below 1e-10: the scale of a covariate changes nothing),
+// gives NA (ok = FALSE).
 // [[Rcpp::export(rng = false)]]
 Rcpp::List post_variational_B(SEXP X_, SEXP A_, SEXP w_) {
   const MapMat X = map_matrix(X_, "X");
@@ -59,11 +106,23 @@ Rcpp::List post_variational_B(SEXP X_, SEXP A_, SEXP w_) {
   const MatrixXd I_d = MatrixXd::Identity(d, d);
   for (Index j = 0; j < p; ++j) {
     const MatrixXd info = X.transpose() * (X.array().colwise() * (w.array() * A.col(j).array())).matrix();
-    Eigen::LLT<MatrixXd> llt(info);
     Eigen::Map<MatrixXd> block(&blocks[static_cast<R_xlen_t>(j * d * d)], d, d);
-    ok[j] = llt.info() == Eigen::Success;
-    if (ok[j]) block = llt.solve(I_d);
-    else block.setConstant(NA_REAL);
+    const VectorXd h = info.diagonal();
+    bool good = (h.array() > 0).all() && h.allFinite();
+    if (good) {
+      const VectorXd sc = h.cwiseSqrt().cwiseInverse();
+      const MatrixXd info_s = sc.asDiagonal() * info * sc.asDiagonal();
+      Eigen::LLT<MatrixXd> llt(info_s);
+      good = llt.info() == Eigen::Success;
+      if (good) {
+        const VectorXd piv = llt.matrixLLT().diagonal();
+        good = (piv.array() * piv.array()).minCoeff() > 1e-10;
+      }
+      if (good) block = sc.asDiagonal() * llt.solve(I_d) * sc.asDiagonal();
+      good = good && block.allFinite();
+    }
+    ok[j] = good;
+    if (!good) block.setConstant(NA_REAL);
     for (Index k = 0; k < d; ++k) var(k, j) = block(k, k);
   }
   return Rcpp::List::create(Rcpp::Named("var") = var, Rcpp::Named("blocks") = blocks,
