@@ -118,8 +118,31 @@
 #'   change and the predicted one (not with `tol = 0`, which asks for all
 #'   `maxit` steps);
 #' * `"stalled"`: no step increases the ELBO in the precision of `dtype`
-#'   though a larger gain was predicted; a warning says so (float32 fits of
-#'   large data sets may end so: `dtype = "float64"` resolves them).
+#'   though a larger gain was predicted, or the gradient or the curvature is
+#'   not finite where the ELBO is (then no direction exists); a warning says
+#'   so (float32 fits of large data sets may end so: `dtype = "float64"`
+#'   resolves them).
+#'
+#' `"converged"` is earned: the ELBO, its gradient and the predicted gain are
+#' finite at the final point (a `NaN` or `Inf` anywhere is never
+#' `"converged"`), and a float32 fit converges at float32's precision of the
+#' ELBO (a relative 1e-6, the default `tol` for float32), not short of it.
+#'
+#' *Starting values* given in `init` (or a [PLNtorch] object's fields) are
+#' checked before the fit: where the ELBO is not finite there, or lies more
+#' than 1000 units below the ELBO of the package's own start (`init = "lm"`),
+#' the unit being the larger of that ELBO's size and the counts' total, the fit
+#' stops with an error naming `init` and both values. Such a start's expected
+#' counts `exp(O + X B + M + S^2 / 2)` are on average about 1000 times the
+#' counts (the ELBO falls as `-exp(k)` times the counts' total where the
+#' expected counts are `exp(k)` times too large): `B = 8` on trichoptera
+#' (-6.4e129 against -1.9e3) or `S = 15` (-6.2e52). Every sensible start is far
+#' inside the bound: a previous fit's optimum is above the package's start, the
+#' tutorial start (`B = 0`, `M = 0`, `S = 1`) is about `-sum(y log y)`, and
+#' `M = -100` (every mean `exp(-100)` times too small) about -100 times the
+#' counts' total. It is an error rather than a fallback to the package's start:
+#' an explicit start is a choice (a fit continued, a warm start), and a fit from
+#' another start can end at another optimum.
 #'
 #' A coefficient can have no finite optimum: a species absent from every
 #' sample of a level of a factor has its coefficient for that level drift to
@@ -376,6 +399,13 @@ warn_not_converged <- function(res) {
       if (is.finite(res$predicted_change))
         sprintf(" and the next step's predicted one %s", change(res$predicted_change)) else "",
       format(res$tol)), call. = FALSE)
+  else if (identical(res$status, "stalled") && !is.finite(res$predicted_change))
+    warning(sprintf(paste0(
+      "the fit stopped at step %d: the gradient or the curvature of the ELBO is not finite there ",
+      "(exp() overflows in %s), so no step direction exists; the result is not an optimum%s."),
+      res$steps, res$dtype,
+      if (identical(res$dtype, "float32")) " (dtype = \"float64\" may resolve it)" else ""),
+      call. = FALSE)
   else if (identical(res$status, "stalled") && res$tol > 0)
     warning(sprintf(paste0(
       "the fit stopped at step %d: no step along its direction increases the ELBO in %s, ",
