@@ -147,7 +147,8 @@ class QuasiNewton {
         d = precondition(g_);
         slope = dot_as(g_, d, 0.0);
       }
-      res.predicted_gain = slope / std::fabs(J_);
+      // (relative to |J|; J = 0 exactly, a model's optimum at 0, gives 0 / tiny, not 0 / 0)
+      res.predicted_gain = slope / std::max(std::fabs(J_), std::numeric_limits<double>::min());
       // A gradient or a curvature that is not finite at a point where J is (exp() overflowing in
       // the gradient's terms, a curvature block that is not positive definite in float32) gives
       // no direction: the fit ends there, never "converged" (a NaN slope fails every test below).
