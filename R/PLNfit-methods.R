@@ -67,6 +67,8 @@ print.PLNfit_torch <- function(x, ...) {
   cat(sprintf("  %d steps, %s, %.3f s\n", op$steps,
               switch(op$status, converged = "converged",
                      stalled = "stalled at the precision of its dtype (not converged)",
+                     boundary = sprintf("approaching the boundary: %d variance(s) collapse to 0 (not converged)",
+                                        length(op$boundary)),
                      "stopped at maxit (not converged)"), op$seconds))
   print(format(x$criteria, digits = 8), row.names = FALSE)
   invisible(x)

@@ -30,7 +30,8 @@ test_that("the fit object has PLNmodels' names, shapes and dimnames", {
   op <- fit$optim_par
   expect_identical(names(op), c("steps", "objective", "status", "backend", "device", "dtype",
                                 "optimizer", "lr", "tol", "last_change", "predicted_change",
-                                "seconds", "setup_seconds", "threads"))
+                                "boundary", "boundary_gap", "seconds", "setup_seconds", "threads"))
+  expect_identical(op$boundary, character(0))  # a full covariance: no boundary check
   expect_identical(op$steps, 20L)
   expect_length(op$objective, 21L)  # the start and each step
   expect_identical(op$status, "maxit")

@@ -147,9 +147,19 @@ class QuasiNewton {
         d = precondition(g_);
         slope = dot_as(g_, d, 0.0);
       }
-      res.predicted_gain = slope / std::fabs(J_);
-      // Stationary: neither the last step nor the next one changes J by a relative tol.
-      if (!(slope > 0) || model_.stationary(d, last_gain, res.predicted_gain, opt.tol)) {
+      // (relative to |J|; J = 0 exactly, a model's optimum at 0, gives 0 / tiny, not 0 / 0)
+      res.predicted_gain = slope / std::max(std::fabs(J_), std::numeric_limits<double>::min());
+      // A gradient or a curvature that is not finite at a point where J is (exp() overflowing in
+      // the gradient's terms, a curvature block that is not positive definite in float32) gives
+      // no direction: the fit ends there, never "converged" (a NaN slope fails every test below).
+      if (!std::isfinite(slope)) {
+        res.status = "stalled";
+        break;
+      }
+      // Stationary: the gradient vanishes (no ascent along the preconditioned gradient, whose
+      // curvature is positive definite), or neither the last step nor the next one changes J by
+      // a relative tol.
+      if (slope <= 0 || model_.stationary(d, last_gain, res.predicted_gain, opt.tol)) {
         res.status = "converged";
         break;
       }
@@ -164,8 +174,8 @@ class QuasiNewton {
       }
       if (!std::isfinite(Jt)) {
         // No increase J can represent: converged at the precision of the fit when the predicted
-        // gain is below tol, stalled otherwise.
-        res.status = res.predicted_gain < opt.tol ? "converged" : "stalled";
+        // gain is below tol (a finite number: NaN fails the test), stalled otherwise.
+        res.status = std::isfinite(slope) && res.predicted_gain < opt.tol ? "converged" : "stalled";
         break;
       }
       // Accepted: the pair (s, y) with s = t d, y = g - g_new (the change of the gradient of -J).

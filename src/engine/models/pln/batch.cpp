@@ -156,7 +156,9 @@ void batch_gradient(const BatchProblem& bp, const Point& x, const Profile& prof,
   // fused_math.h, profiled_gradient(): gm = w (y - a - (M_res Omega)), gp = w (1 - a s2 - s2
   // Omega_jj) / 2, at the closed-form B and Omega (both stationary).
   A = at::exp(pb.O + x.M + 0.5 * prof.S2);
+  // M_res Omega projected as M_res is, in float32 (FusedBackend::gradient() of fused.cpp says why).
   auto MO = at::bmm(prof.Mres, prof.cov.Omega);
+  if (MO.scalar_type() != at::kDouble) MO = batch_residual(bp, MO);
   auto dOm = at::diagonal(prof.cov.Omega, 0, -2, -1).unsqueeze(1);
   gM = bp.w_col * (pb.Y - A - MO);
   gP = bp.w_col * (0.5 * (1 - A * prof.S2 - prof.S2 * dOm));
@@ -184,15 +186,18 @@ void batch_precondition(const BatchProblem& bp, const Profile& prof, const at::T
   } else {
     newton_blocks_batch_cpu<float>(pb.Y, A.contiguous(), S2, dO, bp.w_blocks, qMc, qPc, rM, rP);
   }
-  // B's block, per refit and species: H_kj = Xo_k' diag(w_k a_kj) Xo_k + ridge I (d x d).
+  // B's block, per refit and species: H_kj = Xo_k' diag(w_k a_kj) Xo_k + ridge I (d x d), summed
+  // in float64 (precondition() of curvature.cpp says why).
   auto zero = at::zeros({}, qM.options());
-  auto XX = (bp.Xo.unsqueeze(3) * bp.Xo.unsqueeze(2)).reshape({K, n, d * d});
-  auto H = at::bmm((A * bp.w_col).transpose(1, 2), XX).reshape({K * p, d, d}) +
-           kRidgeB * at::eye(d, A.options());
-  auto G = at::bmm(bp.Xo.transpose(1, 2), at::where(bp.kept, qMc, zero));  // K x d x p
+  auto Xo = bp.Xo.to(at::kDouble);
+  auto XX = (Xo.unsqueeze(3) * Xo.unsqueeze(2)).reshape({K, n, d * d});
+  auto H = at::bmm((A * bp.w_col).to(at::kDouble).transpose(1, 2), XX).reshape({K * p, d, d}) +
+           kRidgeB * at::eye(d, XX.options());
+  auto G = at::bmm(Xo.transpose(1, 2), at::where(bp.kept, qMc, zero).to(at::kDouble));  // K x d x p
   auto dB = solve_small_spd(H, G.transpose(1, 2).reshape({K * p, d}))
                 .reshape({K, p, d})
-                .transpose(1, 2);
+                .transpose(1, 2)
+                .to(qM.scalar_type());
   rM.add_(at::bmm(bp.Xo, dB));
   // The left-out rows: held.
   rM = at::where(bp.kept, rM, zero);

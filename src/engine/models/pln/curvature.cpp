@@ -101,12 +101,16 @@ void precondition(const Problem& pb, const Profile& prof, const at::Tensor& A,
   newton_blocks(pb.Y, pb.w, A, prof.S2, omega_diagonal(prof.cov.Omega).contiguous(), qM, qP, rM,
                 rP);
   if (pb.fixed_B()) return;  // B held fixed: no B direction
-  // B's block, species by species: H_j = Xo' diag(w a_j) Xo + ridge I (d x d).
+  // B's block, species by species: H_j = Xo' diag(w a_j) Xo + ridge I (d x d), summed in float64:
+  // in float32 the sum's rounding (a relative 1e-7 of entries of the size of sum_i w_i a_ij) is
+  // far above the ridge, and where a coefficient drifts to -Inf (a species absent from a level of
+  // a factor) H_j was not positive definite and the step NaN (oaks x 100 ~ tree, float32).
   const int64_t d = pb.d, n = pb.n, p = pb.p;
-  auto wA = pb.unit_weights ? A : A * pb.w_col;
-  auto XX = (pb.Xo.unsqueeze(2) * pb.Xo.unsqueeze(1)).reshape({n, d * d});
-  auto H = at::mm(wA.t(), XX).reshape({p, d, d}) + kRidgeB * at::eye(d, A.options());
-  auto dB = solve_small_spd(H, at::mm(pb.Xo.t(), qM).t()).t();  // d x p
+  auto wA = (pb.unit_weights ? A : A * pb.w_col).to(at::kDouble);
+  auto Xo = pb.Xo.to(at::kDouble);
+  auto XX = (Xo.unsqueeze(2) * Xo.unsqueeze(1)).reshape({n, d * d});
+  auto H = at::mm(wA.t(), XX).reshape({p, d, d}) + kRidgeB * at::eye(d, wA.options());
+  auto dB = solve_small_spd(H, at::mm(Xo.t(), qM.to(at::kDouble)).t()).t().to(qM.scalar_type());
   rM.add_(at::mm(pb.Xo, dB));
 }
 

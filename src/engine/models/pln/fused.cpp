@@ -202,7 +202,19 @@ FusedBackend::Gradient FusedBackend::gradient(const Point& x, const Profile& pro
   c10::NoGradGuard no_grad;
   (void)x;
   if (!R_.defined()) throw std::logic_error("fused: gradient() before value()");
+  // dJ/dM = W (R - M_res Omega) + W Xo Xo' W M_res Omega: B is the least squares of M, so M_res
+  // depends on M through the projection, and the gradient of the prior's term is projected too.
+  // Its second part vanishes where Xo' W M_res = 0, which M_res satisfies only to the rounding of
+  // M - X B: in float32, where a coefficient has drifted far (B ~ -30, a species absent from a
+  // level of a factor), that left Xo' W M_res Omega ~ 1 where the true gradient in B is ~1e-10,
+  // the curvature of B's block (the ridge, 1e-6) turned it into a step of 1e6 that no line search
+  // could follow, and the fit stalled 535 units short (oaks x 100 ~ tree). Projecting M_res Omega
+  // keeps that part at the rounding of the projection itself (eager and script get it from
+  // autograd through residual()). In float64 that rounding is 1e-16 relative, harmless: the
+  // projection (two n x d x p products) is left out there, and float64 fits stay as they were.
   auto MO = times_omega(prof.cov.Omega, prof.Mres);
+  if (!pb_.fixed_B() && MO.scalar_type() != at::kDouble)
+    MO = MO - at::mm(pb_.Xo, project(pb_, MO));
   auto dOm = omega_diagonal(prof.cov.Omega).contiguous();
   Gradient g{at::empty_like(MO), at::empty_like(MO), R_};
   R_ = at::Tensor();  // the gradient pass turns R = Y - A into A, in place
