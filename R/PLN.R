@@ -389,9 +389,11 @@ formula_offset <- function(frame, terms) {
 ## of M on X, so that X B + residual is the given M.
 residual_start <- function(init, dat) {
   if (is.null(init$M) || !is.matrix(init$M) || !identical(dim(init$M), dim(dat$Y))) return(init)
-  if (is.null(init$B)) {
-    XtW <- t(dat$X * dat$w)
-    init$B <- solve(XtW %*% dat$X, XtW %*% init$M)
+  if (is.null(init$B) && is.numeric(init$M) && all(is.finite(init$M))) {
+    ## by QR of W^1/2 X, not the normal equations: covariates on any scale (dates in seconds)
+    sw <- sqrt(dat$w)
+    init$B <- qr.coef(qr(dat$X * sw), init$M * sw)
+    init$B[is.na(init$B)] <- 0
   }
   if (identical(dim(init$B), c(ncol(dat$X), ncol(dat$Y)))) init$M <- init$M - dat$X %*% init$B
   init
