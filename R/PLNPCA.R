@@ -103,13 +103,13 @@ as_plnpca_param <- function(control) {
 #'   log(1 + Y) - O on X, C and M from the rank-`max(ranks)` SVD of its
 #'   residuals): for dense counts the exact SVD of the dense residuals in R
 #'   (as PLNmodels); for sparse counts the engine's randomized SVD
-#'   (`src/pln/pca_start.cpp`: subspace iteration on `max(ranks)` + 10
+#'   (`src/engine/models/pca/start.cpp`: subspace iteration on `max(ranks)` + 10
 #'   columns, 4 power iterations, a fixed seed) whose products with the
 #'   residuals are sparse products plus low-rank corrections (offsets one
 #'   value per sample; an n x p offset matrix is used as given). On `scRNA`
 #'   its rank-3 start is the exact one to 6e-8 (relative, in M C');
 #' * the fit is the engine's (CSR counts, low-rank passes);
-#' * `R_squared` is the engine's (`src/pln/pca_rsquared.cpp`): the null
+#' * `R_squared` is the engine's (`src/engine/models/pca/rsquared.cpp`): the null
 #'   model's Poisson GLM per species (as `glm.fit(epsilon = 1e-3, maxit =
 #'   10)`, every species at once), the saturated term from the non-zeros, and
 #'   the Poisson log-likelihood at the latent means by the low-rank passes;
@@ -166,7 +166,7 @@ PLNPCA <- function(formula, data, subset, weights, ranks = 1:5, control = PLNPCA
 ## residuals' best rank qmax). Dense counts (already n x p in R): base R's qr() and svd(), as
 ## before (the optimiser's path from a start that differs by rounding can end at another local
 ## optimum: the validation sets' results stay as they were). Sparse counts: the engine's randomized
-## SVD (src/pln/pca_start.h), whose products with the residuals are sparse products plus low-rank
+## SVD (src/engine/models/pca/start.h), whose products with the residuals are sparse products plus low-rank
 ## corrections: no n x p array, in R or in the engine.
 pca_start <- function(dat, qmax, ctrl) {
   if (is.null(dat$Y))
@@ -216,7 +216,7 @@ pca_engine_fit <- function(dat, ranks, control, start = NULL, fixed_model = FALS
   res
 }
 
-## PLNmodels' approximate R^2, in the engine (src/pln/pca_rsquared.h): the Poisson log-likelihood
+## PLNmodels' approximate R^2, in the engine (src/engine/models/pca/rsquared.h): the Poisson log-likelihood
 ## at the latent means O + X B + M C' of each fit, between that of a per-species Poisson GLM on X
 ## (its null model, as glm.fit(epsilon = 1e-3, maxit = 10)) and the saturated one; no n x p array.
 pca_poisson_terms <- function(dat, fits, control) {

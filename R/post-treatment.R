@@ -376,7 +376,7 @@ refit_sequential <- function(fit, dat, control, resamples, what) {
 }
 
 ## The refits `batch` at a time (NA: as many as fit in memory) in one engine call each
-## (src/pln/refit.cpp): every refit holds all n rows, with weight 0 on those it leaves out.
+## (src/engine/models/pln/refit.cpp): every refit holds all n rows, with weight 0 on those it leaves out.
 ## Weights scaled per refit as fit_pln_engine() does (a power of two, exact).
 refit_batched <- function(fit, dat, control, resamples, what, batch) {
   n <- nrow(dat$Y); R <- length(resamples)

@@ -1,7 +1,7 @@
 #!/usr/bin/env Rscript
 # The jackknife's refits side by side: one engine call per refit (config_post$batch = 0, the
 # fit's backend) against the batched refits (batch = b: b refits solved together in one engine
-# call, src/pln/refit.cpp), on trichoptera (~ Wind + Temperature, n = 49 refits) and oaks
+# call, src/engine/models/pln/refit.cpp), on trichoptera (~ Wind + Temperature, n = 49 refits) and oaks
 # (~ tree, n = 116 refits), in one run. Seconds are the post-treatment's alone
 # (fit$uncertainty$jackknife$seconds, the median of --reps runs); `rel_diff_var_B` is the largest
 # relative difference of the jackknife variance of B from the sequential one's (over every

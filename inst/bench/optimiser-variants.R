@@ -1,6 +1,6 @@
 #!/usr/bin/env Rscript
 # The optimiser's design choices, measured: a plain-R version of the profiled ELBO of
-# src/pln/elbo.h (B and Omega in closed form) run by variants of the default optimiser on the
+# src/engine/models/pln/elbo.h (B and Omega in closed form) run by variants of the default optimiser on the
 # validation sets, counting iterations. Not the engine: a prototype for comparisons of iteration
 # counts, kept to back inst/bench/NOTES-optimiser.md.
 #
