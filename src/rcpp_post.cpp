@@ -41,6 +41,34 @@ Rcpp::NumericVector new_blocks(Index d, Index p) {
   return out;
 }
 
+// The coefficients of species j with no finite estimate: the directions v of its coefficients
+// whose generalised eigenvalue of `info` (its information block) against `ref` (the block's
+// noise-free reference, a multiple of X' W X) is below `small` and on whose support (x_i' v != 0)
+// the species has no positive count. mark(k) is called for each coefficient k loading on such a
+// direction, in the scale-free coordinates `xscale` of X' W X.
+template <typename Mark>
+void separated_coefficients(const MapMat& X, const MapVec& w, const MapMat& Y, Index j,
+                            const MatrixXd& info, const MatrixXd& ref, const VectorXd& xscale,
+                            double small, Mark mark) {
+  const Index n = X.rows(), d = X.cols();
+  Eigen::GeneralizedSelfAdjointEigenSolver<MatrixXd> ges(info, ref);
+  if (ges.info() != Eigen::Success) return;
+  for (Index e = 0; e < d && ges.eigenvalues()[e] < small; ++e) {
+    const VectorXd v = ges.eigenvectors().col(e);
+    const VectorXd xv = X * v;
+    double on_counts = 0.0, all = 0.0;
+    for (Index i = 0; i < n; ++i) {
+      all += w[i] * std::abs(xv[i]);
+      if (Y(i, j) > 0) on_counts += w[i] * std::abs(xv[i]);
+    }
+    if (!(on_counts <= 1e-6 * all)) continue;
+    const VectorXd u = v.cwiseProduct(xscale);
+    const double un = u.squaredNorm();
+    for (Index k = 0; k < d; ++k)
+      if (u[k] * u[k] > 1e-6 * un) mark(k);
+  }
+}
+
 }  // namespace
 
 // Coefficients of B with no finite estimate (d x p logical): a species absent from every sample
@@ -68,22 +96,9 @@ Rcpp::LogicalMatrix post_separated_B(SEXP Y_, SEXP X_, SEXP A_, SEXP w_) {
     const double mean_a = (w.array() * A.col(j).array()).sum() / sw;
     if (!(mean_a > 0) || !std::isfinite(mean_a)) continue;
     const MatrixXd info = X.transpose() * (X.array().colwise() * (w.array() * A.col(j).array())).matrix();
-    Eigen::GeneralizedSelfAdjointEigenSolver<MatrixXd> ges(info, mean_a * XtWX);
-    if (ges.info() != Eigen::Success) continue;
-    for (Index e = 0; e < d && ges.eigenvalues()[e] < 1e-3; ++e) {
-      const VectorXd v = ges.eigenvectors().col(e);
-      const VectorXd xv = X * v;
-      double on_counts = 0.0, all = 0.0;
-      for (Index i = 0; i < n; ++i) {
-        all += w[i] * std::abs(xv[i]);
-        if (Y(i, j) > 0) on_counts += w[i] * std::abs(xv[i]);
-      }
-      if (!(on_counts <= 1e-6 * all)) continue;
-      const VectorXd u = v.cwiseProduct(xscale);
-      const double un = u.squaredNorm();
-      for (Index k = 0; k < d; ++k)
-        if (u[k] * u[k] > 1e-6 * un) na(static_cast<int>(k), static_cast<int>(j)) = 1;
-    }
+    separated_coefficients(X, w, Y, j, info, mean_a * XtWX, xscale, 1e-3, [&](Index k) {
+      na(static_cast<int>(k), static_cast<int>(j)) = 1;
+    });
   }
   return na;
 }
@@ -207,22 +222,8 @@ Rcpp::List post_sandwich_B(SEXP Y_, SEXP X_, SEXP A_, SEXP S_, SEXP Sigma_, SEXP
       Index bb = 0;
       for (Index k = 0; k < d; ++k)
         for (Index m = k; m < d; ++m, ++bb) Hj(k, m) = Hj(m, k) = H_km[static_cast<size_t>(bb)](j, j);
-      Eigen::GeneralizedSelfAdjointEigenSolver<MatrixXd> ges(Hj, diag_Omega[j] * XtWX);
-      if (ges.info() != Eigen::Success) continue;
-      for (Index e = 0; e < d && ges.eigenvalues()[e] < 1e-2; ++e) {
-        const VectorXd v = ges.eigenvectors().col(e);
-        const VectorXd xv = X * v;
-        double on_counts = 0.0, all = 0.0;
-        for (Index i = 0; i < n; ++i) {
-          all += w[i] * std::abs(xv[i]);
-          if (Y(i, j) > 0) on_counts += w[i] * std::abs(xv[i]);
-        }
-        if (!(on_counts <= 1e-6 * all)) continue;
-        const VectorXd u = v.cwiseProduct(xscale);
-        const double un = u.squaredNorm();
-        for (Index k = 0; k < d; ++k)
-          if (u[k] * u[k] > 1e-6 * un) na[static_cast<size_t>(j * d + k)] = true;
-      }
+      separated_coefficients(X, w, Y, j, Hj, diag_Omega[j] * XtWX, xscale, 1e-2,
+                             [&](Index k) { na[static_cast<size_t>(j * d + k)] = true; });
     }
   }
   MatrixXd H(pd, pd);
