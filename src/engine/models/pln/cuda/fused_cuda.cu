@@ -1,5 +1,6 @@
 // fused on CUDA, the driver: the backend class (its CUDA graph, streams and buffers),
-// make_fused_cuda and the small CUDA facts of cuda_util.h. The kernels are in cuda_pass.cu (per
+// make_fused_cuda and the profile of its pieces (cuda::take_profile(); the other CUDA facts of
+// core/cuda_util.h are in core/cuda_util.cu). The kernels are in cuda_pass.cu (per
 // entry) and cuda_pxp.cu (p x p).
 // - lbfgs (the default): value() and gradient() of the profiled ELBO (FusedBackend, fused.h) run
 //   the per-entry kernels at the points the quasi-Newton loop asks for; nothing is captured.
