@@ -111,7 +111,7 @@ coef.PLNfit_torch <- function(object, type = c("main", "covariance"), ...) {
 #' fit <- PLN(Abundance ~ tree + offset(log(Offset)), data = oaks)
 #' ci <- confint(fit)
 #' head(ci)
-#' confint(fit, parm = c("Microsphaera_alphitoides_(Intercept)"), level = 0.9)
+#' confint(fit, parm = paste0(colnames(coef(fit))[1], "_(Intercept)"), level = 0.9)
 confint.PLNfit_torch <- function(object, parm, level = 0.95,
                                  type = c("sandwich", "variational", "jackknife", "bootstrap"), ...) {
   if (!is.numeric(level) || length(level) != 1L || is.na(level) || level <= 0 || level >= 1)
