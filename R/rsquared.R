@@ -86,7 +86,7 @@ null_model_poisson <- function(Y, X, O, w, tol = 1e-8, maxit = 25L) {
       good <- w * mu > 0
       sw <- ifelse(good, sqrt(w * mu), 0)
       z <- ifelse(good, e - o + (y - mu) / mu, 0)
-      fit <- .lm.fit(Xs * sw, z * sw, tol = min(1e-7, tol / 1000))
+      fit <- stats::.lm.fit(Xs * sw, z * sw, tol = min(1e-7, tol / 1000))
       b_new <- numeric(d)
       if (fit$rank > 0L) {
         piv <- fit$pivot[seq_len(fit$rank)]
