@@ -31,7 +31,7 @@ struct FitResult {
   std::vector<double> objective;
   std::vector<double> loglik_vec;  // per-observation J_i at the final state, unweighted
   int64_t steps = 0;
-  std::string status;              // converged | maxit | stalled (lbfgs: see lbfgs.h)
+  std::string status;              // converged | maxit | stalled (lbfgs: see optim/quasi_newton.h)
   double last_change = 0;          // relative change of the ELBO over the last step
   double predicted_change = 0;     // lbfgs: the next step's predicted relative gain; NaN otherwise
   double seconds = 0;              // optimisation loop only
@@ -57,7 +57,7 @@ struct RefitResult {
   Matrix B;                            // (d p) x K: vec(B_k), one column per refit
   Matrix Omega_dev_sum, Omega_dev_sq;  // p x p: sum_k (Omega_k - Omega) and of its squares
   std::vector<double> steps;           // per refit: iterations until its own stopping rule held
-  std::vector<std::string> status;     // per refit: converged | maxit | stalled (lbfgs.h)
+  std::vector<std::string> status;     // per refit: converged | maxit | stalled (optim/quasi_newton.h)
   int64_t batch = 0;                   // refits solved together (the last batch may hold fewer)
   double bytes_per_refit = 0;          // the memory estimate the batch was sized by
   double seconds = 0;
